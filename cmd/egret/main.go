@@ -62,7 +62,7 @@ func args(argv []string) []string {
 }
 
 func main() {
-	if err := newApp().Run(args(os.Args)); err != nil {
+	if err := newApp().Run(reorderTopologyArgs(args(os.Args))); err != nil {
 		fmt.Fprintf(os.Stderr, "egret: %v\n", err)
 		var ee *exitError
 		if errors.As(err, &ee) {
