@@ -38,7 +38,8 @@ bench-compare: all
 	bash scripts/bench-compare.sh
 
 chaos: all zookeeper
-	$(GO) run ./test/chaos
+	EGRET_BIN=$(CURDIR)/bin/egret EGRET_SIM_RELEASE=$(CURDIR)/bin/heron-core-sim.tar.gz \
+		$(GO) run ./test/chaos $(CHAOS_FLAGS)
 
 proto:
 	bash scripts/proto.sh
