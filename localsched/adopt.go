@@ -59,7 +59,8 @@ type restartPolicy struct {
 var defaultRestartPolicy = restartPolicy{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Budget: 10, Window: 10 * time.Minute}
 
 // next returns the delay before the next restart given the times of the
-// earlier failures (oldest first) and now, or ok=false when the budget is spent.
+// failures so far (the latest included, oldest first) and now, or ok=false
+// when more than Budget of them fall within Window.
 func (p restartPolicy) next(failures []time.Time, now time.Time) (delay time.Duration, ok bool) {
 	recent := 0
 	for _, f := range failures {

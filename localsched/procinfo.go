@@ -103,16 +103,13 @@ func waitExit(ctx context.Context, pid int) error {
 	}
 }
 
-// killGroup signals the process group led by pid, falling back to the process
-// when it leads no group.
+// killGroup signals the process group led by pid. It never falls back to the
+// pid alone: after the leader is gone its pid may belong to someone else.
 func killGroup(pid int, sig syscall.Signal) error {
 	if pid <= 0 {
 		return nil
 	}
 	err := syscall.Kill(-pid, sig)
-	if errors.Is(err, syscall.ESRCH) {
-		err = syscall.Kill(pid, sig)
-	}
 	if errors.Is(err, syscall.ESRCH) {
 		return nil
 	}

@@ -113,8 +113,10 @@ func (r *recordingClient) rec(s string) error { r.calls = append(r.calls, s); re
 func (r *recordingClient) Submit(_ context.Context, pkg string, dd bool) error {
 	return r.rec("submit " + pkg + " " + map[bool]string{true: "deactivated", false: "active"}[dd])
 }
-func (r *recordingClient) Activate(_ context.Context, t string) error   { return r.rec("activate " + t) }
-func (r *recordingClient) Deactivate(_ context.Context, t string) error { return r.rec("deactivate " + t) }
+func (r *recordingClient) Activate(_ context.Context, t string) error { return r.rec("activate " + t) }
+func (r *recordingClient) Deactivate(_ context.Context, t string) error {
+	return r.rec("deactivate " + t)
+}
 func (r *recordingClient) Restart(_ context.Context, t string, c int) error {
 	return r.rec("restart " + t + " " + strconv.Itoa(c))
 }
@@ -122,8 +124,12 @@ func (r *recordingClient) Kill(_ context.Context, t string) error { return r.rec
 func (r *recordingClient) Update(_ context.Context, t string, p map[string]int, n int, rc []string) error {
 	return r.rec("update " + t + " " + itoa(len(p)) + " " + itoa(n) + " " + strings.Join(rc, ";"))
 }
-func (r *recordingClient) Status(_ context.Context, t string, j bool) error { return r.rec("status " + t) }
-func (r *recordingClient) List(context.Context) ([]string, error)         { return []string{"a", "b"}, r.rec("list") }
+func (r *recordingClient) Status(_ context.Context, t string, j bool) error {
+	return r.rec("status " + t)
+}
+func (r *recordingClient) List(context.Context) ([]string, error) {
+	return []string{"a", "b"}, r.rec("list")
+}
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
