@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Flags are the values of Heron's heron-executor command line, decoded.
@@ -64,9 +65,36 @@ type Flags struct {
 	VerboseGC                     bool
 	JVMRemoteDebuggerPorts        []int
 
-	// DryRun is egret's own flag: print the processes as JSON and exit.
+	// egret's own flags, which Heron's schedulers never pass.
+
+	// DryRun prints the processes as JSON and exits (--dry-run).
 	DryRun bool
+	// RestartBudget allows at most Restarts restarts of one process within
+	// Window before the executor gives up (--restart-budget=N/window).
+	RestartBudget Budget
+	// BackoffMin and BackoffMax bound the exponential restart delay
+	// (--restart-backoff=min/max).
+	BackoffMin, BackoffMax time.Duration
+	// StopGrace is the time between SIGTERM and SIGKILL (--stop-grace).
+	StopGrace time.Duration
 }
+
+// Budget is a number of restarts allowed within a window.
+type Budget struct {
+	Restarts int
+	Window   time.Duration
+}
+
+// Defaults of egret's own flags. Heron restarts after a fixed 10 s and gives
+// up after 150 runs in a lifetime; egret backs off exponentially and counts
+// restarts in a sliding window, so a daemon that crashes once a day never
+// takes its container down.
+var (
+	DefaultRestartBudget = Budget{Restarts: 10, Window: 5 * time.Minute}
+	DefaultBackoffMin    = 500 * time.Millisecond
+	DefaultBackoffMax    = 30 * time.Second
+	DefaultStopGrace     = 10 * time.Second
+)
 
 // flagKind says how a flag's value is parsed.
 type flagKind int
@@ -211,6 +239,37 @@ var flagDefs = []flagDef{
 		f.DryRun = b
 		return err
 	}},
+	{"restart-budget", kindOpt, func(f *Flags, v string) error {
+		n, w, ok := strings.Cut(v, "/")
+		r, err := strconv.Atoi(n)
+		if !ok || err != nil || r < 0 {
+			return fmt.Errorf("want <restarts>/<window>, e.g. 10/5m: %q", v)
+		}
+		d, err := time.ParseDuration(w)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want <restarts>/<window>, e.g. 10/5m: %q", v)
+		}
+		f.RestartBudget = Budget{r, d}
+		return nil
+	}},
+	{"restart-backoff", kindOpt, func(f *Flags, v string) error {
+		a, b, ok := strings.Cut(v, "/")
+		lo, err1 := time.ParseDuration(a)
+		hi, err2 := time.ParseDuration(b)
+		if !ok || err1 != nil || err2 != nil || lo < 0 || hi < lo {
+			return fmt.Errorf("want <min>/<max>, e.g. 1s/1m: %q", v)
+		}
+		f.BackoffMin, f.BackoffMax = lo, hi
+		return nil
+	}},
+	{"stop-grace", kindOpt, func(f *Flags, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("not a duration: %q", v)
+		}
+		f.StopGrace = d
+		return nil
+	}},
 }
 
 // flagAliases maps the pre-2020 spellings (before "topology master" became
@@ -240,7 +299,9 @@ func ParseFlags(args []string) (*Flags, error) {
 	for i := range flagDefs {
 		defs[flagDefs[i].name] = &flagDefs[i]
 	}
-	f := &Flags{MetricsCacheManagerMode: "disabled"}
+	f := &Flags{MetricsCacheManagerMode: "disabled",
+		RestartBudget: DefaultRestartBudget, BackoffMin: DefaultBackoffMin, BackoffMax: DefaultBackoffMax,
+		StopGrace: DefaultStopGrace}
 	seen := map[string]bool{}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -348,6 +409,15 @@ func (f *Flags) Args() []string {
 	}
 	if f.DryRun {
 		a = append(a, "--dry-run")
+	}
+	if f.RestartBudget != DefaultRestartBudget {
+		a = append(a, fmt.Sprintf("--restart-budget=%d/%s", f.RestartBudget.Restarts, f.RestartBudget.Window))
+	}
+	if f.BackoffMin != DefaultBackoffMin || f.BackoffMax != DefaultBackoffMax {
+		a = append(a, fmt.Sprintf("--restart-backoff=%s/%s", f.BackoffMin, f.BackoffMax))
+	}
+	if f.StopGrace != DefaultStopGrace {
+		a = append(a, "--stop-grace="+f.StopGrace.String())
 	}
 	return a
 }

@@ -29,16 +29,16 @@ type StatusFile struct {
 
 // ProcessStatus is one daemon in the status file.
 type ProcessStatus struct {
-	Name     string    `json:"name"`
-	PID      int       `json:"pid,omitempty"`
-	State    string    `json:"state"` // starting, running, backoff, stopping, stopped, exited, failed
-	Restarts int       `json:"restarts"`
-	Started  time.Time `json:"started,omitempty"`
-	LastExit *Exit     `json:"last_exit,omitempty"`
-	Health   string    `json:"health,omitempty"` // healthy, unhealthy, unknown ("" when not checked)
-	CPU      float64   `json:"cpu_percent"`
-	RSS      uint64    `json:"rss_bytes"`
-	Argv     []string  `json:"argv"`
+	Name       string    `json:"name"`
+	PID        int       `json:"pid,omitempty"`
+	State      string    `json:"state"` // starting, running, backoff, stopping, stopped, exited, failed
+	Restarts   int       `json:"restarts"`
+	Started    time.Time `json:"started,omitempty"`
+	LastExit   *Exit     `json:"last_exit,omitempty"`
+	Health     string    `json:"health,omitempty"` // healthy, unhealthy, unknown ("" when not checked)
+	CPUSeconds float64   `json:"cpu_seconds"`      // user+system CPU time of the current run
+	RSS        uint64    `json:"rss_bytes"`
+	Argv       []string  `json:"argv"`
 }
 
 // Exit describes how a process ended.
@@ -93,4 +93,12 @@ func writeAtomic(path string, data []byte) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+func jsonIndent(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
