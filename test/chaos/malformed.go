@@ -15,9 +15,9 @@ import (
 // badInput is one malformed input thrown at an egret command.
 type badInput struct {
 	name  string
-	files map[string]string // written under the case's directory before the run; {dir} is replaced
-	args  []string          // egret's arguments; {dir} is the case's directory
-	want  []string          // what the error must mention (case-insensitive), e.g. the file and the key
+	files map[string]string                           // written under the case's directory before the run; {dir} is replaced
+	args  []string                                    // egret's arguments; {dir} is the case's directory
+	want  []string                                    // what the error must mention (case-insensitive), e.g. the file and the key
 	after func(ctx context.Context, dir string) error // what must hold afterwards (nothing half-written)
 }
 
