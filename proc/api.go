@@ -90,8 +90,10 @@ type Event struct {
 	Pid      int
 	Exit     *Exit
 	Restarts int
-	// Backoff is the delay before the next restart (EventExited only).
-	Backoff time.Duration
+	// WillRestart is set on an exited event followed by a restart after
+	// Backoff.
+	WillRestart bool
+	Backoff     time.Duration
 	// Reason explains unhealthy, failed and some exited events.
 	Reason string
 	// Lines are the last lines of output (stdout and stderr interleaved),
