@@ -13,7 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 EGRET=${EGRET:-bin/egret}
-stage=build/sim-release
+# BUILD_DIR and COPY_TO let tests build a release elsewhere (COPY_TO= skips the copy).
+BUILD_DIR=${BUILD_DIR:-build}
+COPY_TO=${COPY_TO-bin}
+stage=$BUILD_DIR/sim-release
 rm -rf "$stage"
 mkdir -p "$stage/heron-core/bin" "$stage/heron-core/java/bin"
 
@@ -67,7 +70,11 @@ heron.build.git.revision: ${version}
 heron.build.git.status: simulated
 EOF2
 
-mkdir -p build bin
-tar --sort=name --owner=0 --group=0 --numeric-owner -C "$stage" -czf build/heron-core-sim.tar.gz release.yaml heron-core
-cp build/heron-core-sim.tar.gz bin/heron-core-sim.tar.gz
-echo "built build/heron-core-sim.tar.gz ($(du -h build/heron-core-sim.tar.gz | cut -f1)), copied to bin/"
+out=$BUILD_DIR/heron-core-sim.tar.gz
+tar --sort=name --owner=0 --group=0 --numeric-owner -C "$stage" -czf "$out" release.yaml heron-core
+rm -rf "$stage"
+if [ -n "$COPY_TO" ]; then
+	mkdir -p "$COPY_TO"
+	cp "$out" "$COPY_TO/heron-core-sim.tar.gz"
+fi
+echo "built $out ($(du -h "$out" | cut -f1))${COPY_TO:+, copied to $COPY_TO/}"
