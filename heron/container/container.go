@@ -52,6 +52,8 @@ type Container struct {
 	host    string
 	env     []string
 
+	running map[string][]string // name → argv of what the supervisor runs; Run's goroutine only
+
 	mu     sync.Mutex
 	status StatusFile
 	log    io.Writer
@@ -86,7 +88,8 @@ func New(opts Options) (*Container, error) {
 	if host == "" {
 		host = DetectHost()
 	}
-	c := &Container{opts: opts, f: opts.Flags, dir: dir, logging: lg, host: host, env: env, log: opts.Log}
+	c := &Container{opts: opts, f: opts.Flags, dir: dir, logging: lg, host: host, env: env, log: opts.Log,
+		running: map[string][]string{}}
 	c.status = StatusFile{
 		FormatVersion: StatusFormatVersion,
 		Topology:      c.f.TopologyName,
@@ -303,13 +306,13 @@ func (c *Container) Run(ctx context.Context) (err error) {
 		for ev := range events { // drain to the close, recording the final exits
 			c.onEvent(ev)
 		}
-		c.refresh(sup, nil)
+		c.refresh(sup, c.running)
 		return err
 	}
 
 	ticker := time.NewTicker(10 * time.Second)
 	defer ticker.Stop()
-	running := map[string][]string{} // name → argv of what the supervisor runs
+	running := c.running
 	javaVersion := ""
 	for {
 		select {
@@ -339,8 +342,7 @@ func (c *Container) Run(ctx context.Context) (err error) {
 			}
 			c.onEvent(ev)
 			if ev.Type == proc.EventFailed {
-				err := fmt.Errorf("%s exhausted its restart budget (%d restarts in %s): %s",
-					ev.Name, c.f.RestartBudget.Restarts, c.f.RestartBudget.Window, ev.Reason)
+				err := fmt.Errorf("%s failed: %s", ev.Name, ev.Reason)
 				shutdown()
 				return err
 			}
@@ -414,9 +416,10 @@ func (c *Container) onEvent(ev proc.Event) {
 			c.logf("%s: %v", ev.Name, err)
 		}
 	case proc.EventExited:
-		c.logf("%s (pid=%d) exited with %s; restarting in %s", ev.Name, ev.Pid, exitString(ev.Exit), ev.Backoff)
-		for _, l := range ev.Lines {
-			c.logf("%s stdout: %s", ev.Name, l)
+		if len(ev.Lines) == 0 {
+			c.logf("%s exited with %s; restarting in %s", ev.Name, exitString(ev.Exit), ev.Backoff.Round(time.Millisecond))
+		} else {
+			c.logf("%s exited with %s", ev.Name, exitString(ev.Exit))
 		}
 	case proc.EventFailed:
 		c.logf("%s exited too many times: %s; its last output:", ev.Name, ev.Reason)
@@ -449,7 +452,7 @@ func (c *Container) refresh(sup *proc.Supervisor, running map[string][]string) {
 			CPUSeconds: st.CPU.Seconds(), RSS: st.RSS, Argv: running[st.Name],
 		}
 		if st.LastExit != nil {
-			e := &Exit{Code: st.LastExit.Code}
+			e := &Exit{Code: st.LastExit.Code, Error: errString(st.LastExit.Err)}
 			if st.LastExit.Signal != 0 {
 				e.Code = -1
 				e.Signal = st.LastExit.Signal.String()
@@ -528,4 +531,11 @@ func (c *Container) DryRun(ctx context.Context) ([]Process, error) {
 		ps = []Process{}
 	}
 	return ps, err
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -172,5 +172,3 @@ func shardArgs(shard int, topology, conn, root string, ports []int, extra ...str
 	}
 	return append(args, extra...)
 }
-
-

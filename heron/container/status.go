@@ -43,9 +43,9 @@ type ProcessStatus struct {
 
 // Exit describes how a process ended.
 type Exit struct {
-	Code   int       `json:"code"`             // -1 when killed by a signal
-	Signal string    `json:"signal,omitempty"` // e.g. "killed", "terminated"
-	Time   time.Time `json:"time"`
+	Code   int    `json:"code"`             // -1 when killed by a signal
+	Signal string `json:"signal,omitempty"` // e.g. "killed", "terminated"
+	Error  string `json:"error,omitempty"`  // the process could not be started`
 }
 
 // ReadStatus reads a status file, refusing a newer format.

@@ -84,7 +84,7 @@ func runTManager(ctx context.Context, args []string) error {
 	}
 	st, err := openState(ctx, m["zkhostportlist"], m["zkroot"], m["topology_name"])
 	if err != nil {
-		return fmt.Errorf("heron-tmanager: %w", err)
+		return fmt.Errorf("%w", err)
 	}
 	defer st.Close()
 	tm := &tmanager{
@@ -110,10 +110,10 @@ type tmanager struct {
 func (tm *tmanager) run(ctx context.Context, host string, server, controller, stats int) error {
 	plan, planChanged, err := tm.st.WatchPackingPlan(ctx)
 	if err != nil {
-		return fmt.Errorf("heron-tmanager: read packing plan: %w", err)
+		return fmt.Errorf("read packing plan: %w", err)
 	}
 	if plan == nil {
-		return fmt.Errorf("heron-tmanager: no packing plan for %s", tm.name)
+		return fmt.Errorf("no packing plan for %s", tm.name)
 	}
 	tm.plan = plan
 	tm.paused = tm.st.InitiallyPaused(ctx)
@@ -127,16 +127,16 @@ func (tm *tmanager) run(ctx context.Context, host string, server, controller, st
 			}
 			g.stop()
 			g.Wait()
-			return fmt.Errorf("heron-tmanager: %w", err)
+			return fmt.Errorf("%w", err)
 		}
 		ls = append(ls, l)
 	}
 	if err := tm.st.PublishTManager(ctx, host, server, controller, stats); err != nil {
-		return fmt.Errorf("heron-tmanager: publish location: %w", err)
+		return fmt.Errorf("publish location: %w", err)
 	}
 	lost, err := tm.st.WatchTManagerLost(ctx)
 	if err != nil {
-		return fmt.Errorf("heron-tmanager: watch location: %w", err)
+		return fmt.Errorf("watch location: %w", err)
 	}
 	fmt.Printf("heron-tmanager: location published %s:%d, waiting for %d stream managers\n", host, server, len(plan.Containers))
 	g.Go(func() error { return tm.serveStmgrs(ctx, ls[0]) })
@@ -310,7 +310,7 @@ func runStmgr(ctx context.Context, args []string) error {
 		}
 	}
 	if _, err := os.Stat(m["topologydefn_file"]); err != nil {
-		return fmt.Errorf("heron-stmgr: topology definition: %w", err)
+		return fmt.Errorf("topology definition: %w", err)
 	}
 	d, err := startDaemon(ctx, m["stmgr_id"])
 	if err != nil {
@@ -318,7 +318,7 @@ func runStmgr(ctx context.Context, args []string) error {
 	}
 	st, err := openState(ctx, m["zkhostportlist"], m["zkroot"], m["topology_name"])
 	if err != nil {
-		return fmt.Errorf("heron-stmgr: %w", err)
+		return fmt.Errorf("%w", err)
 	}
 	defer st.Close()
 	cwd, _ := os.Getwd()
