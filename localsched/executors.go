@@ -5,36 +5,43 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"os/exec"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"egret/proc"
 )
 
-// Executor states, as `egret status` shows them.
+// Executor states, as `egret status` shows them: proc's states, plus these
+// for executors adopted from an earlier daemon.
 const (
-	stateRunning = "running"
-	stateBackoff = "backoff" // dead, waiting to be restarted
-	stateFailed  = "failed"  // dead, restart budget spent
-	stateStopped = "stopped" // stopped on purpose
+	stateRunning = string(proc.StateRunning)
+	stateFailed  = string(proc.StateFailed)
+	stateStopped = string(proc.StateStopped)
 )
 
-// executors runs one executor process per container. Each is started in its
-// own process group and without a parent-death signal, so it outlives the
-// daemon; a watcher per container waits for its exit through a pidfd (the same
-// way for children and for executors adopted from an earlier daemon) and
-// restarts it under the restart policy.
+// executors runs one executor process per container through a proc
+// supervisor, each marked Detach so that it outlives the daemon (its own
+// session, no parent-death signal, left running when the supervisor ends).
+// proc restarts a dead executor under the restart policy. Executors adopted
+// from an earlier daemon are not proc's children: a watcher per adopted
+// executor waits for its exit through a pidfd and then hands the container to
+// proc.
 type executors struct {
 	host   string
 	policy restartPolicy
-	// command builds container c's executor command for the given ports.
-	command func(c int, ports []int) (*exec.Cmd, error)
+	grace  time.Duration
+	// command builds container c's executor spec (Argv, Dir, Env, Logs) for the given ports.
+	command func(c int, ports []int) (proc.Spec, error)
 	// changed is called (without the lock) whenever a record changes, to persist it.
 	changed func()
 	log     *log.Logger
 
-	ctx context.Context // the daemon's life: when it ends the watchers return and the processes keep running
+	ctx context.Context // the daemon's life: when it ends the executors keep running
+	sup *proc.Supervisor
 	wg  sync.WaitGroup
 
 	mu sync.Mutex
@@ -43,20 +50,90 @@ type executors struct {
 
 type execState struct {
 	rec      execRecord
-	state    string
-	failures []time.Time
+	base     int // restarts carried over from earlier runs of the container
+	adopted  bool
+	state    string // adopted executors only; proc knows the others'
 	lastExit string
-	stop     chan struct{} // closed to stop the container on purpose
-	done     chan struct{} // closed when the watcher has returned
-	cmd      *exec.Cmd     // nil for an adopted executor
+	started  chan struct{} // closed at the first start (or failure to start)
+	stop     chan struct{} // adopted: closed to stop on purpose
+	done     chan struct{} // adopted: closed when the watcher has returned
 }
 
-func newExecutors(ctx context.Context, host string, policy restartPolicy, command func(int, []int) (*exec.Cmd, error), changed func(), l *log.Logger) *executors {
-	return &executors{host: host, policy: policy, command: command, changed: changed, log: l, ctx: ctx, m: map[int]*execState{}}
+func procName(c int) string { return "container-" + strconv.Itoa(c) }
+
+func containerOf(name string) (int, bool) {
+	s, ok := strings.CutPrefix(name, "container-")
+	if !ok {
+		return 0, false
+	}
+	c, err := strconv.Atoi(s)
+	return c, err == nil
 }
 
-// wait returns once every watcher has returned.
+func newExecutors(ctx context.Context, host string, policy restartPolicy, grace time.Duration, command func(int, []int) (proc.Spec, error), changed func(), l *log.Logger) *executors {
+	e := &executors{host: host, policy: policy, grace: grace, command: command, changed: changed, log: l, ctx: ctx, m: map[int]*execState{}}
+	// Detached processes are never the guardian's to kill.
+	e.sup = proc.New(proc.Options{NoGuardian: true})
+	events, unsubscribe := e.sup.Subscribe()
+	e.wg.Add(2)
+	go func() {
+		defer e.wg.Done()
+		if err := e.sup.Run(ctx); err != nil {
+			e.log.Printf("supervisor: %v", err)
+		}
+	}()
+	go func() {
+		defer e.wg.Done()
+		defer unsubscribe()
+		for ev := range events {
+			e.onEvent(ev)
+		}
+	}()
+	return e
+}
+
+// wait returns once the supervisor and every watcher have returned.
 func (e *executors) wait() { e.wg.Wait() }
+
+func (e *executors) onEvent(ev proc.Event) {
+	c, ok := containerOf(ev.Name)
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	s, ok := e.m[c]
+	if !ok || s.adopted {
+		e.mu.Unlock()
+		return
+	}
+	switch ev.Type {
+	case proc.EventStarted:
+		st, _ := startTime(ev.Pid)
+		s.rec.Pid, s.rec.StartTime, s.rec.Restarts = ev.Pid, st, s.base+ev.Restarts
+		e.log.Printf("container %d: executor started, pid %d, ports %v", c, ev.Pid, s.rec.Ports)
+	case proc.EventExited:
+		if ev.Exit != nil {
+			s.lastExit = ev.Exit.String()
+		}
+		if ev.Backoff > 0 || ev.Reason != "" {
+			e.log.Printf("container %d: executor pid %d %s; %s (restart in %v)", c, ev.Pid, s.lastExit, ev.Reason, ev.Backoff)
+		}
+	case proc.EventFailed:
+		s.lastExit = ev.Reason
+		e.log.Printf("container %d: executor failed for good: %s", c, ev.Reason)
+	case proc.EventStopped:
+		e.log.Printf("container %d: executor stopped", c)
+	}
+	if ev.Type == proc.EventStarted || ev.Type == proc.EventFailed || (ev.Type == proc.EventExited && ev.Exit != nil && ev.Exit.Err != nil) {
+		select {
+		case <-s.started:
+		default:
+			close(s.started)
+		}
+	}
+	e.mu.Unlock()
+	e.changed()
+}
 
 // records returns what must be persisted.
 func (e *executors) records() map[int]execRecord {
@@ -96,218 +173,190 @@ func (e *executors) portsFor(c int, old []int) ([]int, error) {
 	return reservePorts(e.host, len(portNames), e.usedPorts(c))
 }
 
-// start launches container c's executor (ports nil: reserve new ones).
+func (e *executors) procPolicy() proc.RestartPolicy {
+	return proc.RestartPolicy{
+		Mode:           proc.RestartAlways,
+		InitialBackoff: e.policy.Initial,
+		MaxBackoff:     e.policy.Max,
+		Jitter:         0.1,
+		StableAfter:    time.Minute,
+		Budget:         proc.Budget{Restarts: e.policy.Budget, Window: e.policy.Window},
+	}
+}
+
+// start launches container c's executor through proc (ports nil: reserve new
+// ones) and returns once it has started, or with the reason it could not.
 func (e *executors) start(c int, ports []int) error {
 	ports, err := e.portsFor(c, ports)
 	if err != nil {
 		return fmt.Errorf("container %d: %w", c, err)
 	}
-	s := &execState{rec: execRecord{Ports: ports}, stop: make(chan struct{}), done: make(chan struct{})}
+	spec, err := e.command(c, ports)
+	if err != nil {
+		return fmt.Errorf("container %d: %w", c, err)
+	}
+	spec.Name = procName(c)
+	spec.Detach = true
+	spec.Restart = e.procPolicy()
+	spec.StopGrace = e.grace
+	s := &execState{rec: execRecord{Ports: ports}, started: make(chan struct{})}
 	e.mu.Lock()
 	if old, ok := e.m[c]; ok && old.state != stateStopped {
 		e.mu.Unlock()
 		return fmt.Errorf("container %d already has an executor", c)
-	}
-	if old, ok := e.m[c]; ok {
-		s.rec.Restarts = old.rec.Restarts
+	} else if ok {
+		s.base = old.rec.Restarts
+		s.rec.Restarts = s.base
 	}
 	e.m[c] = s
 	e.mu.Unlock()
-	if err := e.launch(c, s); err != nil {
-		e.mu.Lock()
-		s.state = stateFailed
-		s.lastExit = err.Error()
-		e.mu.Unlock()
-		close(s.done)
-		e.changed()
-		return err
+	if err := e.sup.Start(spec); err != nil {
+		e.forget(c, s, err)
+		return fmt.Errorf("container %d: %w", c, err)
 	}
-	e.changed()
-	e.wg.Add(1)
-	go e.watch(c, s)
+	select {
+	case <-s.started:
+	case <-e.ctx.Done():
+		return e.ctx.Err()
+	}
+	for _, st := range e.sup.Snapshot() {
+		if st.Name == spec.Name && st.LastExit != nil && st.LastExit.Err != nil {
+			return fmt.Errorf("container %d: %v", c, st.LastExit)
+		}
+		if st.Name == spec.Name && st.State == proc.StateFailed {
+			return fmt.Errorf("container %d: executor failed: %s", c, s.lastExit)
+		}
+	}
 	return nil
+}
+
+func (e *executors) forget(c int, s *execState, err error) {
+	e.mu.Lock()
+	s.state = stateFailed
+	s.lastExit = err.Error()
+	e.mu.Unlock()
+	e.changed()
 }
 
 // adopt watches an executor started by an earlier daemon.
 func (e *executors) adopt(c int, rec execRecord) {
-	s := &execState{rec: rec, state: stateRunning, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &execState{rec: rec, adopted: true, state: stateRunning, started: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	close(s.started)
 	e.mu.Lock()
 	e.m[c] = s
 	e.mu.Unlock()
 	e.log.Printf("container %d: adopted executor pid %d", c, rec.Pid)
 	e.wg.Add(1)
-	go e.watch(c, s)
+	go e.watchAdopted(c, s)
 }
 
-// launch starts the process for s (the lock is not held).
-func (e *executors) launch(c int, s *execState) error {
-	cmd, err := e.command(c, s.rec.Ports)
-	if err != nil {
-		return fmt.Errorf("container %d: %w", c, err)
-	}
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	// Its own process group, no parent-death signal: it outlives the daemon.
-	cmd.SysProcAttr.Setpgid = true
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("container %d: start executor: %w", c, err)
-	}
-	st, err := startTime(cmd.Process.Pid)
-	if err != nil {
-		st = 0
-	}
-	e.mu.Lock()
-	s.cmd = cmd
-	s.rec.Pid = cmd.Process.Pid
-	s.rec.StartTime = st
-	s.state = stateRunning
-	e.mu.Unlock()
-	e.log.Printf("container %d: executor started, pid %d, ports %v", c, cmd.Process.Pid, s.rec.Ports)
-	return nil
-}
-
-// watch waits for the executor's exits and restarts it until it is stopped,
-// its budget is spent, or the daemon ends.
-func (e *executors) watch(c int, s *execState) {
+// watchAdopted waits for an adopted executor's exit; unless it was stopped on
+// purpose, proc starts the container again after the first backoff.
+func (e *executors) watchAdopted(c int, s *execState) {
 	defer e.wg.Done()
 	defer close(s.done)
-	for {
-		e.mu.Lock()
-		pid, cmd := s.rec.Pid, s.cmd
-		e.mu.Unlock()
-		if err := waitExit(e.ctx, pid); err != nil {
-			return // the daemon is ending: the executor keeps running
-		}
-		how := "exited"
-		if cmd != nil {
-			cmd.Wait() // reap our child
-			if cmd.ProcessState != nil {
-				how = cmd.ProcessState.String()
-			}
-		}
-		select {
-		case <-s.stop:
-			e.mu.Lock()
-			s.state = stateStopped
-			e.mu.Unlock()
-			e.log.Printf("container %d: executor pid %d stopped (%s)", c, pid, how)
-			return
-		default:
-		}
-		now := time.Now()
-		e.mu.Lock()
-		s.failures = append(s.failures, now)
-		delay, ok := e.policy.next(s.failures, now)
-		s.lastExit = how
-		if ok {
-			s.state = stateBackoff
-		} else {
-			s.state = stateFailed
-		}
-		e.mu.Unlock()
-		e.changed()
-		if !ok {
-			e.log.Printf("container %d: executor pid %d %s; restart budget spent (%d restarts in %v), giving up", c, pid, how, e.policy.Budget, e.policy.Window)
-			return
-		}
-		e.log.Printf("container %d: executor pid %d %s; restarting in %v", c, pid, how, delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-s.stop:
-			t.Stop()
-			e.mu.Lock()
-			s.state = stateStopped
-			e.mu.Unlock()
-			return
-		case <-e.ctx.Done():
-			t.Stop()
-			return
-		}
-		ports, err := e.portsFor(c, s.rec.Ports)
-		if err == nil {
-			e.mu.Lock()
-			s.rec.Ports = ports
-			s.rec.Restarts++
-			e.mu.Unlock()
-			err = e.launch(c, s)
-		}
-		if err != nil {
-			e.mu.Lock()
-			s.state = stateFailed
-			s.lastExit = err.Error()
-			e.mu.Unlock()
-			e.changed()
-			e.log.Printf("container %d: %v", c, err)
-			return
-		}
-		e.changed()
+	if err := waitExit(e.ctx, s.rec.Pid); err != nil {
+		return // the daemon is ending: the executor keeps running
 	}
+	select {
+	case <-s.stop:
+		return
+	default:
+	}
+	e.log.Printf("container %d: adopted executor pid %d exited; starting it again in %v", c, s.rec.Pid, e.policy.Initial)
+	e.mu.Lock()
+	s.state = stateStopped
+	s.rec.Restarts++
+	ports := s.rec.Ports
+	e.mu.Unlock()
+	t := time.NewTimer(e.policy.Initial)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.stop:
+		return
+	case <-e.ctx.Done():
+		return
+	}
+	go func() {
+		if err := e.start(c, ports); err != nil {
+			e.log.Printf("%v", err)
+		}
+	}()
 }
 
-// stop stops container c's executor: SIGTERM to its process group, SIGKILL
-// after grace, and returns once it is gone (or ctx ends).
-func (e *executors) stop(ctx context.Context, c int, grace time.Duration) error {
+// stop stops container c's executor (stop signal to its group, SIGKILL after
+// the grace) and returns once it is gone (or ctx ends).
+func (e *executors) stop(ctx context.Context, c int) error {
 	e.mu.Lock()
 	s, ok := e.m[c]
 	e.mu.Unlock()
 	if !ok {
 		return nil
 	}
+	if s.adopted {
+		if err := e.stopAdopted(ctx, s); err != nil {
+			return err
+		}
+	} else if err := e.sup.Remove(ctx, procName(c)); err != nil && !errors.Is(err, proc.ErrUnknown) {
+		return fmt.Errorf("container %d: %w", c, err)
+	}
+	e.mu.Lock()
+	pid := s.rec.Pid
+	s.state = stateStopped
+	e.mu.Unlock()
+	// What the executor left in its process group goes too.
+	killGroup(pid, syscall.SIGKILL)
+	e.changed()
+	return nil
+}
+
+func (e *executors) stopAdopted(ctx context.Context, s *execState) error {
 	select {
 	case <-s.stop:
 	default:
 		close(s.stop)
 	}
 	e.mu.Lock()
-	pid, st, state := s.rec.Pid, s.rec.StartTime, s.state
+	pid, st := s.rec.Pid, s.rec.StartTime
 	e.mu.Unlock()
-	if state == stateRunning && alive(pid, st) {
-		killGroup(pid, syscall.SIGTERM)
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-s.done:
-		case <-t.C:
-			e.log.Printf("container %d: executor pid %d still running after %v, killing it", c, pid, grace)
-			killGroup(pid, syscall.SIGKILL)
-			select {
-			case <-s.done:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	} else {
-		select {
-		case <-s.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if !alive(pid, st) {
+		return nil
 	}
-	// The group may outlive its leader: take the rest down too.
-	killGroup(pid, syscall.SIGKILL)
-	e.mu.Lock()
-	s.state = stateStopped
-	e.mu.Unlock()
-	e.changed()
-	return nil
+	killGroup(pid, syscall.SIGTERM)
+	t := time.NewTimer(e.grace)
+	defer t.Stop()
+	gone := make(chan struct{})
+	go func() { waitExit(ctx, pid); close(gone) }()
+	select {
+	case <-gone:
+		return nil
+	case <-t.C:
+		e.log.Printf("executor pid %d still running after %v, killing it", pid, e.grace)
+		killGroup(pid, syscall.SIGKILL)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-gone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // stopAll stops every container at once.
-func (e *executors) stopAll(ctx context.Context, grace time.Duration) error {
+func (e *executors) stopAll(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make([]error, 0)
 	var mu sync.Mutex
+	var errs []error
 	for _, c := range e.containers() {
 		wg.Add(1)
 		go func(c int) {
 			defer wg.Done()
-			if err := e.stop(ctx, c, grace); err != nil {
+			if err := e.stop(ctx, c); err != nil {
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("container %d: %w", c, err))
+				errs = append(errs, err)
 				mu.Unlock()
 			}
 		}(c)
@@ -316,15 +365,15 @@ func (e *executors) stopAll(ctx context.Context, grace time.Duration) error {
 	return errors.Join(errs...)
 }
 
-// restart stops container c and starts it again on the same ports when they are free.
-func (e *executors) restart(ctx context.Context, c int, grace time.Duration) error {
+// restart stops container c and starts it again on the same ports (when free).
+func (e *executors) restart(ctx context.Context, c int) error {
 	e.mu.Lock()
 	s, ok := e.m[c]
 	e.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("no container %d", c)
 	}
-	if err := e.stop(ctx, c, grace); err != nil {
+	if err := e.stop(ctx, c); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -338,8 +387,10 @@ func (e *executors) containers() []int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []int
-	for c := range e.m {
-		out = append(out, c)
+	for c, s := range e.m {
+		if s.state != stateStopped {
+			out = append(out, c)
+		}
 	}
 	sort.Ints(out)
 	return out
@@ -347,20 +398,37 @@ func (e *executors) containers() []int {
 
 // executorView is one executor as status shows it.
 type executorView struct {
-	Container int    `json:"container"`
-	State     string `json:"state"`
-	Pid       int    `json:"pid"`
-	Restarts  int    `json:"restarts"`
-	Ports     []int  `json:"ports"`
-	LastExit  string `json:"last_exit,omitempty"`
+	Container  int     `json:"container"`
+	State      string  `json:"state"`
+	Pid        int     `json:"pid"`
+	Restarts   int     `json:"restarts"`
+	Adopted    bool    `json:"adopted,omitempty"`
+	Ports      []int   `json:"ports"`
+	LastExit   string  `json:"last_exit,omitempty"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	RSSBytes   uint64  `json:"rss_bytes"`
 }
 
 func (e *executors) snapshot() []executorView {
+	byName := map[string]proc.Status{}
+	for _, st := range e.sup.Snapshot() {
+		byName[st.Name] = st
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []executorView
 	for c, s := range e.m {
-		out = append(out, executorView{Container: c, State: s.state, Pid: s.rec.Pid, Restarts: s.rec.Restarts, Ports: append([]int(nil), s.rec.Ports...), LastExit: s.lastExit})
+		v := executorView{Container: c, State: s.state, Pid: s.rec.Pid, Restarts: s.rec.Restarts, Adopted: s.adopted, Ports: append([]int(nil), s.rec.Ports...), LastExit: s.lastExit}
+		if st, ok := byName[procName(c)]; ok && !s.adopted {
+			v.State, v.Pid, v.Restarts = string(st.State), st.Pid, s.base+st.Restarts
+			v.CPUSeconds, v.RSSBytes = st.CPU.Seconds(), st.RSS
+			if st.LastExit != nil {
+				v.LastExit = st.LastExit.String()
+			}
+		} else if !s.adopted && s.state == "" {
+			v.State = stateStopped
+		}
+		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Container < out[j].Container })
 	return out

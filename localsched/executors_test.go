@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"egret/proc"
 )
 
 // awaitState waits for container c to reach state with a pid other than notPid.
@@ -28,15 +30,15 @@ func awaitState(t *testing.T, e *executors, c int, state string, notPid int) exe
 
 func TestExecutorsRestartStopAdopt(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var started []int
-	cmd := func(c int, ports []int) (*exec.Cmd, error) {
+	dir := t.TempDir()
+	cmd := func(c int, ports []int) (proc.Spec, error) {
 		if len(ports) != len(portNames) {
 			t.Errorf("container %d got %d ports, want %d", c, len(ports), len(portNames))
 		}
-		return exec.Command("sleep", "60"), nil
+		return proc.Spec{Argv: []string{"sleep", "60"}, Dir: dir, Logs: proc.LogPolicy{Dir: dir}}, nil
 	}
 	changes := make(chan struct{}, 100)
-	e := newExecutors(ctx, "127.0.0.1", restartPolicy{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Budget: 2, Window: time.Minute},
+	e := newExecutors(ctx, "127.0.0.1", restartPolicy{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Budget: 2, Window: time.Minute}, 2*time.Second,
 		cmd, func() { changes <- struct{}{} }, log.New(io.Discard, "", 0))
 	defer func() {
 		for _, v := range e.snapshot() {
@@ -52,7 +54,6 @@ func TestExecutorsRestartStopAdopt(t *testing.T) {
 		}
 	}
 	v1 := awaitState(t, e, 1, stateRunning, 0)
-	started = append(started, v1.Pid)
 	if err := e.start(1, nil); err == nil {
 		t.Errorf("a second start of container 1 succeeded")
 	}
@@ -72,7 +73,7 @@ func TestExecutorsRestartStopAdopt(t *testing.T) {
 
 	// Stop on purpose: gone within the grace, not restarted.
 	v0 := awaitState(t, e, 0, stateRunning, 0)
-	if err := e.stop(context.Background(), 0, 2*time.Second); err != nil {
+	if err := e.stop(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
 	if alive(v0.Pid, mustStart(t, v0.Pid)) {
@@ -92,7 +93,7 @@ func TestExecutorsRestartStopAdopt(t *testing.T) {
 	go func() { other.Wait(); close(reaped) }()
 	st, _ := startTime(other.Process.Pid)
 	e.adopt(2, execRecord{Pid: other.Process.Pid, StartTime: st, Ports: []int{1, 2}})
-	if err := e.stop(context.Background(), 2, 2*time.Second); err != nil {
+	if err := e.stop(context.Background(), 2); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -100,7 +101,6 @@ func TestExecutorsRestartStopAdopt(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Errorf("adopted pid %d not stopped", other.Process.Pid)
 	}
-	_ = started
 }
 
 func mustStart(t *testing.T, pid int) uint64 {
