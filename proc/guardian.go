@@ -130,7 +130,7 @@ func (g *guardian) spawnLocked() error {
 	env := append(os.Environ(), guardianEnv+"="+g.token)
 	exited := make(chan struct{})
 	pid, err := spawn(&spawnReq{path: "/proc/self/exe", argv: []string{guardianArg0}, env: env,
-		files: []uintptr{devnull.Fd(), devnull.Fd(), os.Stderr.Fd(), r.Fd()},
+		files:  []uintptr{devnull.Fd(), devnull.Fd(), os.Stderr.Fd(), r.Fd()},
 		onExit: func(unix.WaitStatus) { close(exited); g.onExit() }})
 	if err != nil {
 		w.Close()
