@@ -24,7 +24,7 @@ func TestBackoffDelay(t *testing.T) {
 		{RestartPolicy{InitialBackoff: 10 * ms, MaxBackoff: time.Second}, 3, 0, 80 * ms},
 		{RestartPolicy{InitialBackoff: 10 * ms, MaxBackoff: 50 * ms}, 3, 0, 50 * ms},
 		{RestartPolicy{InitialBackoff: 10 * ms, MaxBackoff: 50 * ms}, 1000, 0, 50 * ms}, // no overflow
-		{RestartPolicy{InitialBackoff: 5 * time.Second}, 4, 0, 5 * time.Second},        // max below initial
+		{RestartPolicy{InitialBackoff: 5 * time.Second}, 4, 0, 5 * time.Second},         // max below initial
 		{RestartPolicy{InitialBackoff: 100 * ms, MaxBackoff: time.Second, Jitter: 0.5}, 0, 0.5, 125 * ms},
 		{RestartPolicy{InitialBackoff: 100 * ms, MaxBackoff: time.Second, Jitter: 0.2}, 10, 0.999, time.Second + 199800*time.Microsecond},
 	}

@@ -32,6 +32,18 @@ func newLogSink(stdout, stderr string, maxSize int64, maxFiles int) *logSink {
 	return ls
 }
 
+// ensure creates the log files, so that they exist from the first start
+// (readers such as Mesos's sandbox browser expect them).
+func (ls *logSink) ensure() {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, f := range ls.streams {
+		if f != nil && f.f == nil {
+			_ = f.open()
+		}
+	}
+}
+
 func (ls *logSink) write(stream int, p []byte) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()

@@ -255,6 +255,9 @@ func (s *Supervisor) startLocked(p *process) {
 	p.health = HealthUnknown
 	now := s.now()
 	p.start = now
+	if !p.spec.Detach {
+		p.sink.ensure()
+	}
 	pid, pipes, err := s.fork(p)
 	if err != nil {
 		p.pid = 0
