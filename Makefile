@@ -45,7 +45,7 @@ proto:
 	bash scripts/proto.sh
 
 dist:
-	bash scripts/dist.sh
+	VERSION=$(VERSION) bash scripts/dist.sh
 
 clean:
 	rm -rf bin build dist

@@ -223,6 +223,7 @@ type loop struct {
 	rec Record
 
 	caller     calls.Caller
+	transport  *http.Transport // closed when Run ends
 	leader     *leader
 	subscribed bool
 	reconciled bool
@@ -292,7 +293,7 @@ func (l *loop) newCaller() {
 	opts := []httpcli.Opt{
 		httpcli.Endpoint(l.cfg.Masters[0]),
 		httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]),
-		httpcli.Do(httpcli.With(httpcli.Timeout(l.cfg.HTTPTimeout))),
+		httpcli.Do(httpcli.With(httpcli.Timeout(l.cfg.HTTPTimeout), httpcli.Transport(func(t *http.Transport) { l.transport = t }))),
 		httpcli.WrapDoer(l.leader.wrap),
 	}
 	if l.cfg.Principal != "" && l.cfg.Secret != "" {
@@ -338,6 +339,7 @@ func (l *loop) run(ctx context.Context) error {
 	defer func() {
 		cancelStream()
 		wg.Wait()
+		l.transport.CloseIdleConnections()
 	}()
 	gen, live := 0, false // live: a subscription stream (gen) is being read
 	var retryAt time.Time // next subscription attempt
@@ -882,4 +884,3 @@ func (l *loop) checkKilled(ctx context.Context) {
 	}
 	l.killDone = nil
 }
-

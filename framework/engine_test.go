@@ -11,6 +11,8 @@ import (
 
 	"egret/test/mesosmaster"
 
+	"go.uber.org/goleak"
+
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 )
@@ -414,3 +416,5 @@ func TestEngineRestartUpdateKill(t *testing.T) {
 		t.Errorf("framework %s not torn down", fwID)
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
