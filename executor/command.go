@@ -151,7 +151,7 @@ func healthCheck(hc *mesos.HealthCheck) (*proc.HealthCheck, int, error) {
 		return nil, 0, fmt.Errorf("interval_seconds must be positive")
 	}
 	host := func(p *mesos.NetworkInfo_Protocol) string {
-		if p != nil && *p == mesos.NetworkInfo_IPv6 {
+		if p != nil && *p == mesos.IPv6 {
 			return "::1"
 		}
 		return "127.0.0.1"
@@ -323,7 +323,7 @@ func (c *commandTask) outcome(ev proc.Event, killed, healthKilled, maxKilled boo
 	}
 	switch {
 	case maxKilled:
-		return outcome{state: mesos.TASK_FAILED, reason: mesos.TaskStatus_REASON_MAX_COMPLETION_TIME_REACHED.Enum(),
+		return outcome{state: mesos.TASK_FAILED, reason: mesos.REASON_MAX_COMPLETION_TIME_REACHED.Enum(),
 			message: "max_completion_time reached; " + desc}
 	case killed:
 		o := outcome{state: mesos.TASK_KILLED, message: desc}

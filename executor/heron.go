@@ -14,7 +14,7 @@ type heronTask struct {
 
 func (h *heronTask) run(ctx context.Context, tc *taskControl) outcome {
 	if h.heron == nil {
-		return outcome{state: mesos.TASK_FAILED, reason: mesos.TaskStatus_REASON_TASK_INVALID.Enum(),
+		return outcome{state: mesos.TASK_FAILED, reason: mesos.REASON_TASK_INVALID.Enum(),
 			message: "this executor cannot run Heron containers"}
 	}
 	ok, msg := h.heron.RunContainer(ctx, tc, h.data)

@@ -138,7 +138,7 @@ func (e *Executor) update(t *task, o statusOpts) {
 		}
 		st = t.last
 		st.Healthy = o.health
-		st.Reason = mesos.TaskStatus_REASON_TASK_HEALTH_CHECK_STATUS_UPDATED.Enum()
+		st.Reason = mesos.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED.Enum()
 		if o.message != "" {
 			st.Message = &o.message
 		} else {
@@ -207,7 +207,7 @@ func (e *Executor) launch(info mesos.TaskInfo) {
 	}
 	r, err := e.runnerFor(&t.info)
 	if err != nil {
-		e.update(t, statusOpts{state: mesos.TASK_ERROR, reason: mesos.TaskStatus_REASON_TASK_INVALID.Enum(), message: err.Error()})
+		e.update(t, statusOpts{state: mesos.TASK_ERROR, reason: mesos.REASON_TASK_INVALID.Enum(), message: err.Error()})
 		return
 	}
 	tc := &taskControl{e: e, t: t, Dir: filepath.Join(e.cfg.Sandbox, "tasks", id)}
