@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -206,7 +207,7 @@ func (c *commandTask) run(ctx context.Context, tc *taskControl) outcome {
 	defer cancel()
 	spec := c.spec
 	spec.Dir = tc.Sandbox()
-	spec.Logs = proc.LogPolicy{Dir: tc.Dir, Stdout: "stdout", Stderr: "stderr"}
+	spec.Logs = proc.LogPolicy{Dir: tc.Dir, Stdout: filepath.Join(tc.Dir, "stdout"), Stderr: filepath.Join(tc.Dir, "stderr")}
 	if err := os.MkdirAll(tc.Dir, 0o755); err != nil {
 		return outcome{state: mesos.TASK_FAILED, message: fmt.Sprintf("task directory: %v", err)}
 	}

@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -165,4 +164,3 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-var errNoEnv = errors.New("not running under a Mesos agent")

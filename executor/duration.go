@@ -29,7 +29,7 @@ var mesosUnits = []struct {
 func ParseDuration(s string) (time.Duration, error) {
 	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
 	if i <= 0 {
-		if i == 0 {
+		if i == 0 || s == "" {
 			return 0, fmt.Errorf("duration %q: want a number followed by a unit (ns, us, ms, secs, mins, hrs, days, weeks)", s)
 		}
 		return 0, fmt.Errorf("duration %q: missing unit (ns, us, ms, secs, mins, hrs, days, weeks)", s)

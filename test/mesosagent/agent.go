@@ -202,6 +202,24 @@ func (a *Agent) Close() {
 	a.Stop()
 }
 
+// Wait blocks until cond is true or ctx ends; cond is evaluated after every change the
+// agent sees (a call answered, an update, a subscription, an exit).
+func (a *Agent) Wait(ctx context.Context, cond func() bool) error {
+	for {
+		a.mu.Lock()
+		ch := a.changed
+		a.mu.Unlock()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // wait blocks until cond (called with mu held) is true or ctx ends.
 func (a *Agent) wait(ctx context.Context, cond func() bool) error {
 	for {
