@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // topo is one topology submitted to a local cluster through the egret command line,
@@ -56,7 +58,26 @@ func (s *scen) newTopo(cluster string, props ...string) (*topo, error) {
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return nil, err
 	}
-	return &topo{s: s, cluster: cluster, name: "WordCount", spec: spec, home: home, props: props}, nil
+	name, err := specName(spec)
+	if err != nil {
+		return nil, err
+	}
+	return &topo{s: s, cluster: cluster, name: name, spec: spec, home: home, props: props}, nil
+}
+
+// specName reads a topology spec's name.
+func specName(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var spec struct {
+		Name string `yaml:"name"`
+	}
+	if err := yaml.Unmarshal(b, &spec); err != nil || spec.Name == "" {
+		return "", fmt.Errorf("%s: no topology name (%v)", path, err)
+	}
+	return spec.Name, nil
 }
 
 // env is the environment of every egret command of this topology.
