@@ -271,3 +271,20 @@ func TestShellHealth(t *testing.T) {
 		t.Errorf("/health with unhealthy fault = %d, want 503", resp.StatusCode)
 	}
 }
+
+func TestRegisterLineRoundTrip(t *testing.T) {
+	s := stmgrInfo{ID: "stmgr-2", Host: "127.0.0.1", DataPort: 1, LocalDataPort: 2, ShellPort: 3, PID: 4, Cwd: "/sb", Instances: []string{"container_2_a_1", "container_2_b_2"}}
+	got, err := parseRegister(strings.TrimSpace(s.registerLine()))
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(s) {
+		t.Errorf("parseRegister(registerLine) = %+v, %v; want %+v", got, err, s)
+	}
+	s.Instances = nil
+	if got, err := parseRegister(strings.TrimSpace(s.registerLine())); err != nil || got.Instances != nil {
+		t.Errorf("no instances: %+v, %v", got, err)
+	}
+	for _, bad := range []string{"HELLO", "REGISTER a b c d e f g h", "REGISTER a h x 2 3 4 /c -"} {
+		if _, err := parseRegister(bad); err == nil {
+			t.Errorf("parseRegister(%q) succeeded", bad)
+		}
+	}
+}
