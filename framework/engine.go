@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -651,6 +652,11 @@ func (l *loop) update(ctx context.Context, st mesos.TaskStatus, now time.Time) e
 			if c.TaskID == before.TaskID && c.AgentID == "" {
 				c.AgentID = st.GetAgentID().GetValue()
 			}
+			if c.TaskID == taskID {
+				if sb := sandboxOf(st.Data); sb != "" {
+					c.Sandbox = sb
+				}
+			}
 			l.rec.Containers[k] = c
 			dirty = c.TaskID != before.TaskID || c.Phase != before.Phase
 			if c.Phase == PhaseGaveUp && before.Phase != PhaseGaveUp {
@@ -883,4 +889,19 @@ func (l *loop) checkKilled(ctx context.Context) {
 		close(d)
 	}
 	l.killDone = nil
+}
+
+// sandboxOf reads the sandbox an executor may report in its status data
+// (a JSON object with "sandbox"); anything else is not ours to read.
+func sandboxOf(data []byte) string {
+	if len(data) == 0 || data[0] != '{' {
+		return ""
+	}
+	var v struct {
+		Sandbox string `json:"sandbox"`
+	}
+	if json.Unmarshal(data, &v) != nil {
+		return ""
+	}
+	return v.Sandbox
 }

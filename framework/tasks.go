@@ -71,17 +71,19 @@ const (
 
 // Container is the framework's record of one Heron container.
 type Container struct {
-	Index     int
-	Need      Need
-	Phase     Phase
-	Then      AfterKill `json:",omitempty"`
-	TaskID    string    `json:",omitempty"`
-	AgentID   string    `json:",omitempty"`
-	Hostname  string    `json:",omitempty"`
-	Attempt   int
-	State     string    `json:",omitempty"` // last Mesos task state seen
-	Message   string    `json:",omitempty"` // with the last state
-	Ports     []uint32  `json:",omitempty"`
+	Index    int
+	Need     Need
+	Phase    Phase
+	Then     AfterKill `json:",omitempty"`
+	TaskID   string    `json:",omitempty"`
+	AgentID  string    `json:",omitempty"`
+	Hostname string    `json:",omitempty"`
+	Attempt  int
+	State    string   `json:",omitempty"` // last Mesos task state seen
+	Message  string   `json:",omitempty"` // with the last state
+	Ports    []uint32 `json:",omitempty"`
+	Sandbox  string   `json:",omitempty"` // the task's sandbox on its agent, when the executor says
+
 	Running   time.Time `json:",omitempty"` // when TASK_RUNNING was first seen for this task
 	NotBefore time.Time `json:",omitempty"`
 	// Failures are the times of recent unplanned terminations; Streak counts
@@ -164,7 +166,7 @@ func OnStatus(c Container, taskID string, state mesos.TaskState, message string,
 	}
 	// The task is over.
 	ran := c.Running
-	c.TaskID, c.AgentID, c.Hostname, c.Ports, c.Running = "", "", "", nil, time.Time{}
+	c.TaskID, c.AgentID, c.Hostname, c.Ports, c.Running, c.Sandbox = "", "", "", nil, time.Time{}, ""
 	if c.Phase == PhaseKilling {
 		switch c.Then {
 		case ThenRemove:
