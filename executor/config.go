@@ -163,4 +163,3 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
-

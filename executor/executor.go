@@ -29,8 +29,8 @@ type Options struct {
 	Logger *log.Logger
 	// MaxFrame bounds one record of the SUBSCRIBE stream (default DefaultMaxFrame).
 	MaxFrame int
-	// Heron runs Heron container tasks; nil refuses them with TASK_FAILED.
-	Heron HeronRunner
+	// Fetcher fetches the URIs of Heron container tasks; nil fails such tasks that have URIs.
+	Fetcher Fetcher
 }
 
 // Run is the executor: it returns nil after a normal end (every task terminal and
@@ -39,8 +39,11 @@ func Run(ctx context.Context, cfg Config) error {
 	return RunWith(ctx, cfg, Options{})
 }
 
-// RunWith is Run with options.
+// RunWith is Run with options. It removes MESOS_EXECUTOR_AUTHENTICATION_TOKEN from the
+// process's environment: the token is the executor's alone, and tasks inherit that
+// environment (MESOS-8140).
 func RunWith(ctx context.Context, cfg Config, opts Options) error {
+	_ = os.Unsetenv(EnvAuthToken)
 	cfg = cfg.withDefaults()
 	if opts.Logger == nil {
 		opts.Logger = log.New(os.Stderr, "egret executor: ", log.LstdFlags|log.Lmicroseconds)

@@ -325,3 +325,24 @@ func TestLargeLaunch(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// The executor authenticates with its token, and its tasks never see it.
+func TestTokenNotInherited(t *testing.T) {
+	v := newEnv(t)
+	e := v.launch(mesosagent.ExecutorSpec{Token: "s3cret-token"})
+	e.LaunchTask(shellTask("t", `echo "token=[$MESOS_EXECUTOR_AUTHENTICATION_TOKEN]"; env`))
+	v.waitState(e, "t", mesos.TASK_FINISHED)
+	if err := v.waitExit(e); err != nil {
+		t.Fatalf("executor exit: %v", err)
+	}
+	out, err := os.ReadFile(filepath.Join(e.Sandbox(), "tasks", "t", "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "token=[]") || strings.Contains(string(out), "s3cret-token") {
+		t.Errorf("task output = %q; the token leaked into the task's environment", out)
+	}
+	if c := v.agent.Codes(); c[401]+c[403] > 0 {
+		t.Errorf("agent refused the executor's token: %v", c)
+	}
+}

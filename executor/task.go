@@ -87,23 +87,6 @@ func (tc *taskControl) Logf(format string, args ...any) {
 	tc.e.log.Printf("task %s: %s", tc.ID(), fmt.Sprintf(format, args...))
 }
 
-// HeronRunner runs a Heron container task. It is the executor's view of heron/container.
-type HeronRunner interface {
-	RunContainer(ctx context.Context, tc HeronTask, td *TaskData) (ok bool, message string)
-}
-
-// HeronTask is what a Heron container sees of its task.
-type HeronTask interface {
-	ID() string
-	Sandbox() string
-	Env() []string
-	Running(message string)
-	Health(healthy bool, message string)
-	Kills() <-chan struct{}
-	KillDeadline() (time.Time, bool)
-	Logf(format string, args ...any)
-}
-
 // statusOpts describes one update.
 type statusOpts struct {
 	state   mesos.TaskState
@@ -242,7 +225,7 @@ func (e *Executor) runnerFor(info *mesos.TaskInfo) (runner, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &heronTask{data: td, heron: e.opts.Heron}, nil
+		return &heronTask{data: td, fetcher: e.opts.Fetcher}, nil
 	}
 	if info.Command == nil {
 		return nil, fmt.Errorf("task %s has neither task data nor a command", info.TaskID.Value)

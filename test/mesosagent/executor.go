@@ -116,18 +116,10 @@ func (a *Agent) Launch(spec ExecutorSpec) (*Executor, error) {
 	if err := os.MkdirAll(spec.Sandbox, 0o755); err != nil {
 		return nil, fmt.Errorf("mesosagent: sandbox: %w", err)
 	}
-	e := &Executor{
-		a: a, spec: spec, id: spec.ExecutorID, fw: spec.FrameworkID, token: spec.Token,
-		tasks: map[string]*taskState{}, seenUUIDs: map[string]bool{}, done: make(chan struct{}),
-		mark: "EGRET_TEST_CONTAINER=" + spec.FrameworkID + "/" + spec.ExecutorID + "/" + strconv.FormatInt(time.Now().UnixNano(), 36),
+	e := newExecutor(a, spec)
+	if err := a.register(e); err != nil {
+		return nil, err
 	}
-	a.mu.Lock()
-	if _, dup := a.executors[key(e.fw, e.id)]; dup {
-		a.mu.Unlock()
-		return nil, fmt.Errorf("mesosagent: executor %s of %s exists", e.id, e.fw)
-	}
-	a.executors[key(e.fw, e.id)] = e
-	a.mu.Unlock()
 
 	stdout, err := os.Create(filepath.Join(spec.Sandbox, "stdout"))
 	if err != nil {
@@ -153,6 +145,24 @@ func (a *Agent) Launch(spec ExecutorSpec) (*Executor, error) {
 	e.cmd, e.pgid = cmd, cmd.Process.Pid
 	go e.reap()
 	return e, nil
+}
+
+func newExecutor(a *Agent, spec ExecutorSpec) *Executor {
+	return &Executor{
+		a: a, spec: spec, id: spec.ExecutorID, fw: spec.FrameworkID, token: spec.Token,
+		tasks: map[string]*taskState{}, seenUUIDs: map[string]bool{}, done: make(chan struct{}),
+		mark: "EGRET_TEST_CONTAINER=" + spec.FrameworkID + "/" + spec.ExecutorID + "/" + strconv.FormatInt(time.Now().UnixNano(), 36),
+	}
+}
+
+func (a *Agent) register(e *Executor) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, dup := a.executors[key(e.fw, e.id)]; dup {
+		return fmt.Errorf("mesosagent: executor %s of %s exists", e.id, e.fw)
+	}
+	a.executors[key(e.fw, e.id)] = e
+	return nil
 }
 
 // environment is what Mesos' executorEnvironment() and the containerizer set.
