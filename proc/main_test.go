@@ -41,11 +41,13 @@ func helper(mode string, args []string) int {
 	switch mode {
 	case "sleep": // block until killed
 		fmt.Println("ready")
-		select {}
+		time.Sleep(time.Hour)
+		return 0
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ready")
-		select {}
+		time.Sleep(time.Hour)
+		return 0
 	case "exit": // args: code, optional message, optional run time
 		code, _ := strconv.Atoi(args[0])
 		if len(args) > 1 {
@@ -80,7 +82,8 @@ func helper(mode string, args []string) int {
 		tmp := args[0] + ".tmp"
 		os.WriteFile(tmp, []byte(fmt.Sprintf("%d %d %d\n", os.Getpid(), sameGroup, escaped)), 0o644)
 		os.Rename(tmp, args[0])
-		select {}
+		time.Sleep(time.Hour)
+		return 0
 	case "supervisor": // args: pid file for the tree helper; runs a supervisor until killed
 		exe, _ := os.Executable()
 		s := New(Options{NoGuardian: os.Getenv("NOGUARD") != "", Specs: []Spec{{Name: "tree", Argv: []string{exe, args[0]}, Env: map[string]string{helperEnv: "tree"}}}})
@@ -91,7 +94,8 @@ func helper(mode string, args []string) int {
 		f, _ := os.OpenFile(args[0], os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		fmt.Fprintf(f, "%d\n", now)
 		f.Close()
-		select {}
+		time.Sleep(time.Hour)
+		return 0
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 	return 2

@@ -172,8 +172,9 @@ func reapAll() {
 		fn, ok := rt.owned[pid]
 		delete(rt.owned, pid)
 		rt.mu.Unlock()
-		if !ok && processGroup(pid) == ourPgrp {
-			// Someone else's child: reap ours one by one behind it.
+		if !ok && (processGroup(pid) == ourPgrp || heldByPidfd(pid)) {
+			// Someone else's child (os/exec keeps a pidfd to it): reap ours
+			// one by one behind it.
 			reapOwned()
 			return
 		}
@@ -228,6 +229,27 @@ func processGroup(pid int) int {
 		return -1
 	}
 	return g
+}
+
+// heldByPidfd reports whether this process holds a pidfd for pid, as an
+// os.Process started by os/exec does (Go 1.23+): that child is not an orphan.
+func heldByPidfd(pid int) bool {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return false
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	want := "Pid:\t" + strconv.Itoa(pid) + "\n"
+	for _, n := range names {
+		if l, err := os.Readlink("/proc/self/fd/" + n); err != nil || l != "anon_inode:[pidfd]" {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/self/fdinfo/" + n); err == nil && strings.Contains(string(b), want) {
+			return true
+		}
+	}
+	return false
 }
 
 // lookPath finds argv0 the way a shell would, in the child's PATH.

@@ -474,3 +474,33 @@ func TestErrors(t *testing.T) {
 		t.Errorf("Start with a slash in the name succeeded")
 	}
 }
+
+// TestOSExecAlongside checks that the shared reaper leaves alone children
+// that other code starts with os/exec, even in their own process group.
+func TestOSExecAlongside(t *testing.T) {
+	s := New(Options{Specs: []Spec{helperSpec(t, "busy", "exit", "0")}})
+	events, cancel := s.Subscribe()
+	defer cancel()
+	run(t, s)
+	waitEvent(t, events, 5*time.Second, is(EventExited, "busy")) // the reaper is at work
+	for _, setpgid := range []bool{false, true} {
+		cmd := osexec.Command("sh", "-c", "exit 7")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: setpgid}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Let the child become a zombie and the reaper run a few times
+		// before its owner waits.
+		for deadline := time.Now().Add(5 * time.Second); alive(cmd.Process.Pid) && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		for range 3 {
+			waitEvent(t, events, 5*time.Second, is(EventExited, "busy"))
+		}
+		err := cmd.Wait()
+		var ee *osexec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+			t.Errorf("os/exec child (setpgid %v) beside a supervisor: %v, want exit status 7", setpgid, err)
+		}
+	}
+}
