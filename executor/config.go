@@ -21,6 +21,10 @@ const (
 	EnvAgentID             = "MESOS_SLAVE_ID"
 	// EnvWire is egret's own: "json" makes the executor speak JSON instead of protobuf.
 	EnvWire = "EGRET_EXECUTOR_WIRE"
+	// EnvAckTimeout and EnvNoTaskTimeout (egret's own, Mesos duration format) override the
+	// exit fail-safe (60secs) and the no-task timer (60secs).
+	EnvAckTimeout    = "EGRET_EXECUTOR_ACK_TIMEOUT"
+	EnvNoTaskTimeout = "EGRET_EXECUTOR_NO_TASK_TIMEOUT"
 )
 
 // Wire formats of the executor API.
@@ -125,6 +129,8 @@ func ConfigFromEnv(env []string) (Config, error) {
 	cfg.ShutdownGrace = duration(EnvShutdownGrace, true)
 	cfg.RecoveryTimeout = duration(EnvRecoveryTimeout, cfg.Checkpoint)
 	cfg.BackoffMax = duration(EnvSubscriptionBackoff, cfg.Checkpoint)
+	cfg.AckTimeout = duration(EnvAckTimeout, false)
+	cfg.NoTaskTimeout = duration(EnvNoTaskTimeout, false)
 	switch v := vars[EnvWire]; v {
 	case "", WireProtobuf:
 	case WireJSON:

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	mesosexec "github.com/mesos/mesos-go/api/v1/lib/executor"
 
 	"egret/executor"
 	"egret/test/mesosagent"
@@ -345,4 +346,58 @@ func TestTokenNotInherited(t *testing.T) {
 	if c := v.agent.Codes(); c[401]+c[403] > 0 {
 		t.Errorf("agent refused the executor's token: %v", c)
 	}
+}
+
+// Without ACKs the executor does not exit at once; its fail-safe ends it with an error.
+func TestAckFailSafe(t *testing.T) {
+	v := newEnv(t)
+	a, err := mesosagent.New(mesosagent.Options{EgretBin: egretBin, Logf: t.Logf, DropAcks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	v.agent = a
+	e := v.launch(mesosagent.ExecutorSpec{Env: []string{executor.EnvAckTimeout + "=1secs"}})
+	e.LaunchTask(shellTask("t", "exit 0"))
+	v.waitState(e, "t", mesos.TASK_FINISHED)
+	err = v.waitExit(e)
+	if err == nil {
+		t.Fatal("executor exited 0 with unacknowledged updates")
+	}
+	waitFile(t, v, filepath.Join(e.Sandbox(), "stderr"), "still unacknowledged")
+}
+
+// Other events: HEARTBEAT, MESSAGE, an unknown type and stray ACKs change nothing;
+// LAUNCH_GROUP starts each task of the group.
+func TestOtherEvents(t *testing.T) {
+	v := newEnv(t)
+	e := v.launch(mesosagent.ExecutorSpec{})
+	fifo1, fifo2 := filepath.Join(v.dir, "fifo1"), filepath.Join(v.dir, "fifo2")
+	mkfifo(t, fifo1)
+	mkfifo(t, fifo2)
+	e.LaunchGroup([]mesos.TaskInfo{shellTask("g1", "read x < "+fifo1), shellTask("g2", "read x < "+fifo2)})
+	v.waitState(e, "g1", mesos.TASK_RUNNING)
+	v.waitState(e, "g2", mesos.TASK_RUNNING)
+	for _, ev := range []*mesosexec.Event{
+		{Type: mesosexec.Event_HEARTBEAT},
+		{Type: mesosexec.Event_MESSAGE, Message: &mesosexec.Event_Message{Data: []byte("hello")}},
+		{Type: mesosexec.Event_Type(42)},
+		{Type: mesosexec.Event_ACKNOWLEDGED, Acknowledged: &mesosexec.Event_Acknowledged{TaskID: mesos.TaskID{Value: "g1"}, UUID: make([]byte, 16)}},
+		{Type: mesosexec.Event_KILL, Kill: &mesosexec.Event_Kill{TaskID: mesos.TaskID{Value: "nonexistent"}}},
+	} {
+		if !e.Send(ev) {
+			t.Fatal("no stream")
+		}
+	}
+	release(t, fifo1)
+	release(t, fifo2)
+	v.waitState(e, "g1", mesos.TASK_FINISHED)
+	v.waitState(e, "g2", mesos.TASK_FINISHED)
+	if err := v.waitExit(e); err != nil {
+		t.Fatalf("executor exit: %v", err)
+	}
+	if n := len(e.Subscriptions()); n != 1 {
+		t.Errorf("%d subscriptions, want 1: no event but ERROR should make the executor re-subscribe", n)
+	}
+	noGenerated(t, e)
 }

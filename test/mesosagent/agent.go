@@ -30,6 +30,8 @@ type Options struct {
 	EgretBin string
 	// Logf receives the agent's log lines (default: none).
 	Logf func(format string, args ...any)
+	// DropAcks makes the agent accept updates (202) but never acknowledge them.
+	DropAcks bool
 	// ReregistrationTimeout: after recovery, executors that have not re-subscribed within it
 	// are destroyed and their tasks LOST (Mesos' --executor_reregistration_timeout, default 2s).
 	ReregistrationTimeout time.Duration

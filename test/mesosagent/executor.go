@@ -630,7 +630,7 @@ func (e *Executor) acceptLocked(st mesos.TaskStatus) {
 		}
 	}
 	e.updates = append(e.updates, u)
-	if e.subscribed {
+	if e.subscribed && !e.a.opts.DropAcks {
 		e.stream <- &executor.Event{Type: executor.Event_ACKNOWLEDGED,
 			Acknowledged: &executor.Event_Acknowledged{TaskID: st.TaskID, UUID: st.UUID}}
 	}
