@@ -401,3 +401,46 @@ func TestOtherEvents(t *testing.T) {
 	}
 	noGenerated(t, e)
 }
+
+// A task killed before the executor subscribed never reaches it; the agent then shuts the
+// executor down, which exits at once.
+func TestKillBeforeSubscribe(t *testing.T) {
+	v := newEnv(t)
+	v.agent.SetRecovering(true)
+	e := v.launch(mesosagent.ExecutorSpec{})
+	e.LaunchTask(shellTask("t", "exec sleep 1000"))
+	e.Kill("t", -1)
+	v.agent.SetRecovering(false)
+	if err := v.waitExit(e); err != nil {
+		t.Fatalf("executor exit after SHUTDOWN on subscribe: %v", err)
+	}
+	if got := states(e, "t"); len(got) != 0 {
+		t.Errorf("executor sent %v for a task it never received", got)
+	}
+	if st, _ := e.TaskState("t"); st != mesos.TASK_KILLED {
+		t.Errorf("agent's task state = %s, want TASK_KILLED", st)
+	}
+}
+
+// With checkpointing, a dropped stream (the agent itself stays up) is a disconnection: the
+// executor subscribes again and its task is untouched.
+func TestDroppedStreamWithCheckpoint(t *testing.T) {
+	v := newEnv(t)
+	e := v.launch(mesosagent.ExecutorSpec{Checkpoint: true, BackoffMax: 200 * time.Millisecond})
+	e.LaunchTask(shellTask("t", "echo $$ > t.pid; exec sleep 1000"))
+	v.waitState(e, "t", mesos.TASK_RUNNING)
+	pid := pidOf(t, v, filepath.Join(e.Sandbox(), "t.pid"))
+	e.DropStream()
+	if err := e.WaitSubscribed(v.ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if !alive(pid) {
+		t.Errorf("task died when the stream dropped")
+	}
+	e.Kill("t", time.Second)
+	v.waitState(e, "t", mesos.TASK_KILLED)
+	if err := v.waitExit(e); err != nil {
+		t.Fatalf("executor exit: %v", err)
+	}
+	noGenerated(t, e)
+}

@@ -346,12 +346,34 @@ func (e *Executor) Send(ev *executor.Event) bool {
 	return true
 }
 
-// Kill sends KILL for a task, with an optional kill policy grace (negative: none).
+// Kill sends KILL for a task, with an optional kill policy grace (negative: none). A task
+// still queued for an executor that has not subscribed is removed and reported KILLED by the
+// agent itself, as Mesos does; a KILL while the executor is disconnected is lost.
 func (e *Executor) Kill(taskID string, grace time.Duration) bool {
 	ev := &executor.Event{Type: executor.Event_KILL, Kill: &executor.Event_Kill{TaskID: mesos.TaskID{Value: taskID}}}
 	if grace >= 0 {
 		ev.Kill.KillPolicy = &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: int64(grace)}}
 	}
+	e.a.mu.Lock()
+	if !e.subscribed {
+		for i, q := range e.queued {
+			if q.GetLaunch() != nil && q.Launch.Task.TaskID.Value == taskID {
+				e.queued = append(e.queued[:i], e.queued[i+1:]...)
+				if t := e.tasks[taskID]; t != nil && !t.terminal {
+					t.terminal, t.state = true, mesos.TASK_KILLED
+					msg := "Killed before delivery to the executor"
+					e.updates = append(e.updates, Update{Generated: true, Status: mesos.TaskStatus{
+						TaskID: t.info.TaskID, State: mesos.TASK_KILLED.Enum(), Message: &msg,
+						Reason: mesos.REASON_TASK_KILLED_DURING_LAUNCH.Enum(), Source: mesos.SOURCE_AGENT.Enum(),
+					}})
+					e.a.broadcastLocked()
+				}
+				e.a.mu.Unlock()
+				return true
+			}
+		}
+	}
+	e.a.mu.Unlock()
 	return e.Send(ev)
 }
 
@@ -479,6 +501,14 @@ func (e *Executor) subscribe(w http.ResponseWriter, r *http.Request, wire string
 	a := e.a
 	a.mu.Lock()
 	if e.terminating {
+		a.mu.Unlock()
+		w.Header().Set("Content-Type", string(codec.Type))
+		w.WriteHeader(http.StatusOK)
+		writeEvent(w, codec, &executor.Event{Type: executor.Event_SHUTDOWN})
+		return nil
+	}
+	if !e.everSubscribed && len(e.queued) == 0 && len(e.tasks) > 0 {
+		// Every task was killed before delivery: the agent shuts the executor down (MESOS-8411).
 		a.mu.Unlock()
 		w.Header().Set("Content-Type", string(codec.Type))
 		w.WriteHeader(http.StatusOK)
