@@ -41,8 +41,4 @@ type state interface {
 	Close() error
 }
 
-func openState(ctx context.Context, conn, root, topology string) (state, error) {
-	return nil, usagef("state manager not yet wired")
-}
-
 func itoa(n int) string { return strconv.Itoa(n) }
