@@ -72,6 +72,8 @@ func realMain() error {
 	egret := flag.String("egret", "bin/egret", "the egret binary (make builds it)")
 	quick := flag.Bool("quick", false, "small samples: a smoke run, not a measurement")
 	markdown := flag.Bool("markdown", false, "print the table as Markdown")
+	compare := flag.Bool("compare", false, "compare egret supervise with supervisord and s6 instead (make bench-compare)")
+	results := flag.String("results", "", "with -compare: also write the table, machine, date and versions to this Markdown file")
 	flag.Parse()
 
 	sel := names
@@ -105,6 +107,9 @@ func realMain() error {
 	defer stop()
 	env := &Env{Egret: bin, Tmp: tmp, Self: self, Quick: *quick, Log: os.Stderr}
 
+	if *compare {
+		return runCompare(ctx, env, *results)
+	}
 	var rows []Row
 	for _, n := range sel {
 		fmt.Fprintf(os.Stderr, "bench: %s (%s)...\n", n, suites[n].about)

@@ -32,6 +32,9 @@ func init() {
 		}
 		fmt.Fprintf(f, "%d %d\n", os.Getpid(), now)
 		f.Close()
+		if addr := os.Getenv(httpEnv); addr != "" {
+			serveHealth(addr)
+		}
 		time.Sleep(24 * time.Hour)
 		os.Exit(0)
 	}

@@ -504,3 +504,31 @@ func TestOSExecAlongside(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardianRespawn kills the guardian: the supervisor starts a new one.
+func TestGuardianRespawn(t *testing.T) {
+	s := New(Options{Specs: []Spec{helperSpec(t, "a", "sleep")}})
+	events, cancel := s.Subscribe()
+	defer cancel()
+	run(t, s)
+	waitEvent(t, events, 5*time.Second, is(EventStarted, "a"))
+	guardPid := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.guard.mu.Lock()
+		defer s.guard.mu.Unlock()
+		return s.guard.pid
+	}
+	old := guardPid()
+	if !alive(old) {
+		t.Fatalf("guardian %d not running", old)
+	}
+	syscall.Kill(old, syscall.SIGKILL)
+	deadline := time.Now().Add(10 * time.Second)
+	for guardPid() == old && time.Now().Before(deadline) { // no event for this; poll with a deadline
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p := guardPid(); p == old || !alive(p) {
+		t.Errorf("no new guardian after killing %d (now %d)", old, p)
+	}
+}
