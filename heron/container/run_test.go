@@ -2,7 +2,11 @@ package container
 
 import (
 	"context"
+	"egret/heron/model"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +85,7 @@ func pidsOf(s StatusFile) map[string]int {
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
 type shard struct {
+	ports  []int
 	dir    string
 	status *statusWatch
 	cancel context.CancelFunc
@@ -91,7 +96,8 @@ type shard struct {
 func startShard(t *testing.T, release string, n int, conn, root string, extra ...string) *shard {
 	t.Helper()
 	dir := sandbox(t, release, "wc")
-	f, err := ParseFlags(shardArgs(n, "wc", conn, root, freePorts(t, 9), extra...))
+	ports := freePorts(t, 9)
+	f, err := ParseFlags(shardArgs(n, "wc", conn, root, ports, extra...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +107,7 @@ func startShard(t *testing.T, release string, n int, conn, root string, extra ..
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &shard{dir: dir, status: sw, cancel: cancel, done: make(chan error, 1)}
+	s := &shard{ports: ports, dir: dir, status: sw, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- c.Run(ctx) }()
 	t.Cleanup(func() { s.stop(t) })
 	return s
@@ -150,10 +156,36 @@ func testContainerLifecycle(t *testing.T, sm testState) {
 	s2.status.wait(t, "shard 2 running", 60*time.Second, func(s StatusFile) bool {
 		return allRunning(s, "stmgr-2", "metricsmgr-2", "container_2_word_2", "container_2_count_4", "heron-shell-2")
 	})
-	pp := sm.waitPhysicalPlan(t, "wc", 60*time.Second, func(stmgrs []string) bool { return len(stmgrs) == 2 })
-	if got := strings.Join(pp, ","); got != "stmgr-1,stmgr-2" {
+	pp := sm.waitPhysicalPlan(t, "wc", 60*time.Second, func(pp *model.PhysicalPlan) bool { return len(pp.GetStmgrs()) == 2 })
+	if got := strings.Join(stmgrIDs(pp), ","); got != "stmgr-1,stmgr-2" {
 		t.Errorf("physical plan stream managers = %s, want stmgr-1,stmgr-2", got)
 	}
+	if len(pp.GetInstances()) != 4 || pp.GetTopology().GetState() != model.TopologyState_RUNNING {
+		t.Errorf("physical plan: %d instances, state %v; want 4, RUNNING", len(pp.GetInstances()), pp.GetTopology().GetState())
+	}
+	for _, st := range pp.GetStmgrs() {
+		if st.GetHostName() != "127.0.0.1" || st.GetPid() == 0 || st.GetShellPort() == 0 {
+			t.Errorf("stream manager in the physical plan: %v", st)
+		}
+	}
+
+	// Deactivate and activate through the tmanager's controller port.
+	ctl := fmt.Sprintf("http://127.0.0.1:%d", s0.ports[5])
+	if code := httpPost(t, ctl+"/deactivate?topologyid=wrong"); code != 400 {
+		t.Errorf("/deactivate with a wrong topology id = %d, want 400", code)
+	}
+	if code := httpPost(t, ctl+"/deactivate?topologyid=wc-id"); code != 200 {
+		t.Errorf("/deactivate = %d, want 200", code)
+	}
+	sm.waitPhysicalPlan(t, "wc", 30*time.Second, func(pp *model.PhysicalPlan) bool {
+		return pp.GetTopology().GetState() == model.TopologyState_PAUSED
+	})
+	if code := httpPost(t, ctl+"/activate?topologyid=wc-id"); code != 200 {
+		t.Errorf("/activate = %d, want 200", code)
+	}
+	sm.waitPhysicalPlan(t, "wc", 30*time.Second, func(pp *model.PhysicalPlan) bool {
+		return pp.GetTopology().GetState() == model.TopologyState_RUNNING
+	})
 	for _, name := range []string{"stmgr-1", "container_1_word_1", "heron-shell-1"} {
 		b, err := os.ReadFile(filepath.Join(s1.dir, name+".pid"))
 		if err != nil || strings.TrimSpace(string(b)) == "" {
@@ -202,7 +234,14 @@ func testContainerLifecycle(t *testing.T, sm testState) {
 		t.Errorf("removed instance container_1_count_3 (pid %d) still alive", oldPids["container_1_count_3"])
 	}
 	// The tmanager exits on the plan change; restarted, it writes the plan again.
-	sm.waitPhysicalPlan(t, "wc", 60*time.Second, func(stmgrs []string) bool { return len(stmgrs) == 2 })
+	sm.waitPhysicalPlan(t, "wc", 60*time.Second, func(pp *model.PhysicalPlan) bool {
+		for _, st := range pp.GetStmgrs() {
+			if st.GetId() == "stmgr-1" && int(st.GetPid()) == np["stmgr-1"] {
+				return len(pp.GetInstances()) == 4
+			}
+		}
+		return false
+	})
 
 	// Stopping every shard leaves no daemon behind.
 	var all []int
@@ -343,3 +382,66 @@ func testCrashLoop(t *testing.T, sm testState) {
 func TestLifecycleLocal(t *testing.T)       { testContainerLifecycle(t, localTestState(t)) }
 func TestExecutorSIGTERMLocal(t *testing.T) { testExecutorSIGTERM(t, localTestState(t)) }
 func TestCrashLoopLocal(t *testing.T)       { testCrashLoop(t, localTestState(t)) }
+
+// TestDryRunAsHeronExecutor runs the release's heron-core/bin/heron-executor
+// (egret under Heron's name) with --dry-run: it prints the processes as JSON
+// and starts none.
+func TestDryRunAsHeronExecutor(t *testing.T) {
+	_, release := testBinaries(t)
+	sm := localTestState(t)
+	sm.setTopology(t, "wc")
+	sm.setPlan(t, "wc", wcPlan("p", []InstancePlan{{"word", 1, 0}, {"count", 3, 0}}, nil))
+	dir := sandbox(t, release, "wc")
+	cmd := exec.Command("./heron-core/bin/heron-executor", append(shardArgs(1, "wc", sm.conn(), sm.root(), freePorts(t, 9)), "--dry-run")...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("heron-executor --dry-run: %v", err)
+	}
+	var ps []Process
+	if err := json.Unmarshal(out, &ps); err != nil {
+		t.Fatalf("dry-run output is not a JSON process list: %v\n%s", err, out)
+	}
+	var names []string
+	for _, p := range ps {
+		names = append(names, p.Name)
+		if p.Dir != dir || len(p.Argv) == 0 || len(p.Env) == 0 {
+			t.Errorf("dry-run process %+v lacks dir, argv or env", p)
+		}
+	}
+	if got := strings.Join(names, " "); got != "stmgr-1 metricsmgr-1 container_1_word_1 container_1_count_3 heron-shell-1" {
+		t.Errorf("dry-run processes = %s", got)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "*.pid")); len(m) != 0 {
+		t.Errorf("dry-run wrote pid files: %v", m)
+	}
+}
+
+func TestExecutorRejectsBadFlags(t *testing.T) {
+	egret, _ := testBinaries(t)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{append(shardArgs(1, "wc", "LOCALMODE", "/nonexistent", freePorts(t, 9)), "--no-such-flag=1"), "unknown flag --no-such-flag"},
+		{shardArgs(1, "wc", "LOCALMODE", "/x", freePorts(t, 9))[1:], "missing required flag --shard"},
+	}
+	for _, tt := range tests {
+		cmd := exec.Command(egret, append([]string{"heron-executor"}, tt.args...)...)
+		cmd.Dir = t.TempDir()
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tt.want) {
+			t.Errorf("egret heron-executor: %v, output %q; want a failure naming %q", err, out, tt.want)
+		}
+	}
+}
+
+func httpPost(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Post(url, "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

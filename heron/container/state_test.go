@@ -18,7 +18,17 @@ type testState interface {
 	root() string
 	setTopology(t *testing.T, name string)
 	setPlan(t *testing.T, topology string, p *Plan)
-	waitPhysicalPlan(t *testing.T, topology string, d time.Duration, pred func(stmgrs []string) bool) []string
+	waitPhysicalPlan(t *testing.T, topology string, d time.Duration, pred func(*model.PhysicalPlan) bool) *model.PhysicalPlan
+}
+
+// stmgrIDs lists a physical plan's stream managers, sorted.
+func stmgrIDs(pp *model.PhysicalPlan) []string {
+	var ids []string
+	for _, st := range pp.GetStmgrs() {
+		ids = append(ids, st.GetId())
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 type smTestState struct {
@@ -78,7 +88,7 @@ func (s *smTestState) setPlan(t *testing.T, topology string, p *Plan) {
 
 // waitPhysicalPlan waits, through a watch, for a physical plan whose stream
 // managers satisfy pred.
-func (s *smTestState) waitPhysicalPlan(t *testing.T, topology string, d time.Duration, pred func([]string) bool) []string {
+func (s *smTestState) waitPhysicalPlan(t *testing.T, topology string, d time.Duration, pred func(*model.PhysicalPlan) bool) *model.PhysicalPlan {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -86,25 +96,21 @@ func (s *smTestState) waitPhysicalPlan(t *testing.T, topology string, d time.Dur
 	if err != nil {
 		t.Fatal(err)
 	}
-	var last []string
+	var last *model.PhysicalPlan
 	for {
 		if pp, err := statemgr.PhysicalPlan(ctx, s.sm, topology); err == nil {
-			last = nil
-			for _, st := range pp.GetStmgrs() {
-				last = append(last, st.GetId())
-			}
-			sort.Strings(last)
-			if pred(last) {
-				return last
+			last = pp
+			if pred(pp) {
+				return pp
 			}
 		}
 		select {
 		case _, ok := <-sig:
 			if !ok {
-				t.Fatalf("no physical plan as wanted within %s; last stream managers: %v", d, last)
+				t.Fatalf("no physical plan as wanted within %s; last: %v", d, last)
 			}
 		case <-ctx.Done():
-			t.Fatalf("no physical plan as wanted within %s; last stream managers: %v", d, last)
+			t.Fatalf("no physical plan as wanted within %s; last: %v", d, last)
 		}
 	}
 }
