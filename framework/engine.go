@@ -62,8 +62,9 @@ type Engine struct {
 	log  *log.Logger
 	reqs chan func(*loop)
 
-	mu   sync.Mutex
-	snap Snapshot
+	mu      sync.Mutex
+	snap    Snapshot
+	changed chan struct{} // closed and replaced at every new snapshot
 }
 
 // Snapshot is the engine's state as Status shows it.
@@ -74,7 +75,9 @@ type Snapshot struct {
 	Reconciled  bool
 	Suppressed  bool
 	Killing     bool
-	Containers  []Container
+	// LastError is the last failure to reach the master, cleared by a subscription.
+	LastError  string
+	Containers []Container
 }
 
 // ErrKilled ends Run after Kill tore the framework down.
@@ -124,7 +127,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	return &Engine{cfg: cfg, log: log.New(cfg.Log, "framework: ", log.LstdFlags|log.Lmsgprefix), reqs: make(chan func(*loop))}, nil
+	return &Engine{cfg: cfg, log: log.New(cfg.Log, "framework: ", log.LstdFlags|log.Lmsgprefix), reqs: make(chan func(*loop)), changed: make(chan struct{})}, nil
 }
 
 // masterURL turns host:port or a URL into the scheduler endpoint's URL.
@@ -154,6 +157,23 @@ func (e *Engine) Status() Snapshot {
 	s := e.snap
 	s.Containers = append([]Container(nil), e.snap.Containers...)
 	return s
+}
+
+// Wait blocks until cond holds for a snapshot or ctx ends.
+func (e *Engine) Wait(ctx context.Context, cond func(Snapshot) bool) error {
+	for {
+		e.mu.Lock()
+		ch := e.changed
+		e.mu.Unlock()
+		if cond(e.Status()) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // do runs f on Run's loop and returns its error.
@@ -229,7 +249,8 @@ type loop struct {
 	subscribed bool
 	reconciled bool
 	suppressed bool
-	attempts   int // failed subscription attempts in a row
+	attempts   int    // failed subscription attempts in a row
+	lastErr    string // the last failure to reach the master
 
 	killing  bool
 	killDone []chan struct{}
@@ -360,7 +381,8 @@ func (l *loop) run(ctx context.Context) error {
 				}
 				l.attempts++
 				d := subscribeBackoff(l.attempts, l.cfg.SubscribeBackoffMax)
-				l.log.Printf("subscribe to %s: %v (retry in %v)", l.leader.get(), err, d)
+				l.lastErr = fmt.Sprintf("subscribe to %s: %v", l.leader.get(), err)
+				l.log.Printf("%s (retry in %v)", l.lastErr, d)
 				l.leader.rotate()
 				retryAt = now.Add(d)
 			} else {
@@ -557,7 +579,7 @@ func (l *loop) handle(ctx context.Context, ev *scheduler.Event) error {
 	switch ev.Type {
 	case scheduler.Event_SUBSCRIBED:
 		id := ev.GetSubscribed().GetFrameworkID().GetValue()
-		l.subscribed, l.attempts = true, 0
+		l.subscribed, l.attempts, l.lastErr = true, 0, ""
 		l.suppressed = false // a new subscription starts unsuppressed
 		l.log.Printf("subscribed to %s as framework %s", l.leader.get(), id)
 		changed := l.rec.FrameworkID != id
@@ -781,8 +803,11 @@ func (l *loop) publish() {
 	if l.leader != nil {
 		s.Master = l.leader.get()
 	}
+	s.LastError = l.lastErr
 	l.e.mu.Lock()
 	l.e.snap = s
+	close(l.e.changed)
+	l.e.changed = make(chan struct{})
 	l.e.mu.Unlock()
 }
 

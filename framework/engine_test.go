@@ -104,12 +104,8 @@ func runningN(n int) func(*mesosmaster.Master) bool {
 
 func waitEngine(t *testing.T, e *Engine, what string, cond func(Snapshot) bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond(e.Status()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("engine: %s: not reached; status %+v", what, e.Status())
-		}
-		time.Sleep(20 * time.Millisecond) // the engine's snapshot has no change event
+	if err := e.Wait(ctxT(t), cond); err != nil {
+		t.Fatalf("engine: %s: not reached (%v); status %+v", what, err, e.Status())
 	}
 }
 
