@@ -50,12 +50,12 @@ func newPool(o mesos.Offer, role string) *pool {
 		if !usableBy(r, role) {
 			continue
 		}
-		p.chunks = append(p.chunks, *proto(r))
+		p.chunks = append(p.chunks, *cloneResource(r))
 	}
 	return p
 }
 
-func proto(r mesos.Resource) *mesos.Resource {
+func cloneResource(r mesos.Resource) *mesos.Resource {
 	c := r
 	if r.Scalar != nil {
 		s := *r.Scalar
@@ -109,7 +109,7 @@ func (p *pool) takeScalar(name string, amount float64) []mesos.Resource {
 		}
 		c.Scalar.Value -= take
 		amount -= take
-		r := *proto(*c)
+		r := *cloneResource(*c)
 		r.Scalar = &mesos.Value_Scalar{Value: take}
 		out = append(out, r)
 	}
@@ -149,7 +149,7 @@ func (p *pool) takePorts(n int) ([]uint32, []mesos.Resource) {
 			ports = append(ports, uint32(v))
 		}
 		c.Ranges.Range = left
-		r := *proto(*c)
+		r := *cloneResource(*c)
 		r.Ranges = &mesos.Value_Ranges{Range: mesos.NewRanges(taken...)}
 		out = append(out, r)
 	}

@@ -17,6 +17,8 @@ type Record struct {
 	FormatVersion int         `json:"format_version"`
 	FrameworkID   string      `json:"framework_id,omitempty"`
 	Containers    []Container `json:"containers"`
+	// Package is the topology package the containers fetch (written at submit).
+	Package *Package `json:"package,omitempty"`
 }
 
 // EncodeRecord and DecodeRecord are the one place the record's wire format lives.
