@@ -37,11 +37,15 @@ const (
 	Schedulers          Kind = "schedulers"
 	StatefulCheckpoints Kind = "statefulcheckpoints"
 	Locks               Kind = "locks"
+	// Frameworks is egret's own: the Mesos framework's record of a topology (framework id,
+	// tasks, package), so that a restarted `egret framework` re-subscribes as the same
+	// framework. Heron's tools ignore the directory.
+	Frameworks Kind = "frameworks"
 )
 
 // Kinds lists every directory of the tree.
 var Kinds = []Kind{Topologies, PackingPlans, PhysicalPlans, ExecutionStates, TManagers,
-	MetricsCaches, Schedulers, StatefulCheckpoints, Locks}
+	MetricsCaches, Schedulers, StatefulCheckpoints, Locks, Frameworks}
 
 // Overwritable reports whether Set replaces an existing node of kind k (Heron's local
 // file-system policy, which egret applies to both implementations).
@@ -263,7 +267,7 @@ func Checkpoints(ctx context.Context, sm StateManager, name string) (*model.Stat
 // CleanTopology deletes every node of a topology, topologies last, as Heron's kill does.
 func CleanTopology(ctx context.Context, sm StateManager, name string) error {
 	var errs []error
-	for _, k := range []Kind{TManagers, MetricsCaches, PackingPlans, PhysicalPlans, Schedulers, ExecutionStates, StatefulCheckpoints} {
+	for _, k := range []Kind{TManagers, MetricsCaches, PackingPlans, PhysicalPlans, Schedulers, ExecutionStates, StatefulCheckpoints, Frameworks} {
 		if err := sm.Delete(ctx, k, name); err != nil {
 			errs = append(errs, err)
 		}
