@@ -73,6 +73,7 @@ type clientFactory func(ctx context.Context, t target) (clusterClient, error)
 var clusterClients = map[string]clientFactory{
 	"local":   newLocalClient,
 	"localzk": newLocalClient,
+	"mesos":   newMesosClient,
 }
 
 func clientFor(ctx context.Context, t target) (clusterClient, error) {
