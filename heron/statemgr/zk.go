@@ -308,6 +308,9 @@ func (z *ZK) initTree(ctx context.Context) error {
 	}
 	for _, p := range paths {
 		err := z.do(ctx, "create "+p, func() error {
+			if ok, _, err := z.conn.Exists(p); err != nil || ok {
+				return err // present, perhaps under an ACL we may not create in
+			}
 			_, err := z.conn.Create(p, nil, 0, z.acl)
 			if errors.Is(err, zk.ErrNodeExists) {
 				return nil
@@ -471,26 +474,47 @@ func (z *ZK) watchLoop(ctx context.Context, p string, out chan struct{}, armed c
 		default:
 		}
 	}
+	// Each arming reads the node's state; a state different from the last one seen is a
+	// change, so changes between a firing and the re-arm, or while the session was lost, are
+	// not missed.
+	type seen struct {
+		exists bool
+		mzxid  int64
+	}
+	type armedWatch struct {
+		ch    <-chan zk.Event
+		state seen
+	}
+	var last seen
 	first := true
 	for {
-		ch, err := doV(z, ctx, "watch "+p, func() (<-chan zk.Event, error) {
-			_, _, ch, err := z.conn.GetW(p)
+		aw, err := doV(z, ctx, "watch "+p, func() (armedWatch, error) {
+			_, st, ch, err := z.conn.GetW(p)
 			if errors.Is(err, zk.ErrNoNode) {
 				// Absent: an exists-watch fires on creation.
 				var ok bool
-				ok, _, ch, err = z.conn.ExistsW(p)
+				ok, st, ch, err = z.conn.ExistsW(p)
 				if err == nil && ok {
-					_, _, ch, err = z.conn.GetW(p)
+					_, st, ch, err = z.conn.GetW(p)
+				} else if err == nil {
+					return armedWatch{ch: ch}, nil
 				}
 			}
-			return ch, err
+			if err != nil {
+				return armedWatch{}, err
+			}
+			return armedWatch{ch: ch, state: seen{true, st.Mzxid}}, nil
 		})
 		if first {
 			first = false
+			last = aw.state
 			armed <- err
 			if err != nil {
 				return
 			}
+		} else if err == nil && aw.state != last {
+			last = aw.state
+			signal()
 		}
 		if err != nil {
 			if errors.Is(err, ErrClosed) || ctx.Err() != nil {
@@ -499,10 +523,7 @@ func (z *ZK) watchLoop(ctx context.Context, p string, out chan struct{}, armed c
 			continue // ZooKeeper unavailable for ConnectTimeout: keep trying until stopped
 		}
 		select {
-		case ev := <-ch:
-			// A missed change while the watch was gone is possible: tell the consumer
-			// either way, it re-reads.
-			signal()
+		case ev := <-aw.ch:
 			if ev.Type == zk.EventNotWatching && errors.Is(ev.Err, zk.ErrClosing) {
 				return
 			}
@@ -620,3 +641,6 @@ func (z *ZK) Close() error {
 	z.wg.Wait()
 	return errors.Join(errs...)
 }
+
+// SessionID is the current ZooKeeper session's id (0 while there is none).
+func (z *ZK) SessionID() int64 { return z.conn.SessionID() }
