@@ -291,6 +291,12 @@ func (c *Container) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("watch the packing plan of %s: %w", c.f.TopologyName, err)
 	}
+	defer func() {
+		// The watch's goroutine is gone once it closes its channel.
+		stopWatch()
+		for range planCh {
+		}
+	}()
 
 	sup := proc.New(proc.Options{LogDir: inDir(c.dir, c.logging.Dir), NoGuardian: c.opts.NoGuardian})
 	events, unsubscribe := sup.Subscribe()

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // Test binaries: $EGRET_BIN and $EGRET_SIM_RELEASE when set (make test),
@@ -67,6 +69,13 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if binTmp != "" {
 		os.RemoveAll(binTmp)
+	}
+	if code == 0 {
+		// Every Container.Run returned: none of its goroutines may remain.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }
