@@ -322,7 +322,10 @@ func (l *loop) newCaller() {
 		auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(l.cfg.Principal+":"+l.cfg.Secret))
 		opts = append(opts, httpcli.DefaultHeader("Authorization", auth))
 	}
-	l.caller = httpsched.NewCaller(httpcli.New(opts...), httpsched.AllowReconnection(true))
+	// No candidate endpoints: a master that cannot be reached is reported
+	// at once (the loop rotates and backs off); real redirects still work.
+	l.caller = httpsched.NewCaller(httpcli.New(opts...), httpsched.AllowReconnection(true),
+		httpsched.EndpointCandidates(func() string { return "" }))
 }
 
 func (l *loop) frameworkInfo() *mesos.FrameworkInfo {

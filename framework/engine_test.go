@@ -413,4 +413,10 @@ func TestEngineRestartUpdateKill(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) {
+		if egretDir != "" {
+			os.RemoveAll(egretDir)
+		}
+	}))
+}

@@ -215,7 +215,10 @@ func Run(ctx context.Context, opts Options) (err error) {
 		errc <- (&APIServer{Backend: s, Token: set.Token}).Serve(ctx, ln)
 		cancel()
 	}()
-	defer wg.Wait()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 
 	// The containers of the plan; the engine keeps the tasks it knows.
 	if err := s.engine.SetContainers(ctx, Needs(plan)); err != nil {
