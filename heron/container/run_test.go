@@ -445,3 +445,7 @@ func httpPost(t *testing.T, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+func TestLifecycleZK(t *testing.T)       { testContainerLifecycle(t, zkTestState(t)) }
+func TestExecutorSIGTERMZK(t *testing.T) { testExecutorSIGTERM(t, zkTestState(t)) }
+func TestCrashLoopZK(t *testing.T)       { testCrashLoop(t, zkTestState(t)) }

@@ -10,6 +10,7 @@ import (
 
 	"egret/heron/model"
 	"egret/heron/statemgr"
+	"egret/test/zktest"
 )
 
 // testState is a real state manager seen by the tests.
@@ -49,6 +50,20 @@ func localTestState(t *testing.T) testState {
 	}
 	t.Cleanup(func() { sm.Close() })
 	return &smTestState{sm: sm, connection: "LOCALMODE", rootPath: dir}
+}
+
+func zkTestState(t *testing.T) testState {
+	t.Helper()
+	srv := zktest.Start(t)
+	f := &Flags{StateManagerConnection: srv.Addr(), StateManagerRoot: "/heron"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sm, err := OpenStateManager(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sm.Close() })
+	return &smTestState{sm: sm, connection: srv.Addr(), rootPath: "/heron"}
 }
 
 func (s *smTestState) setTopology(t *testing.T, name string) {
