@@ -155,7 +155,9 @@ func (c *Config) substitute(s string, depth int) string {
 		return m[1] + "://" + c.substitute(m[2], depth)
 	}
 	parts := strings.Split(t, "/")
+	changed := false
 	for i, p := range parts {
+		before := parts[i]
 		switch {
 		case p == "~" || p == "${HOME}":
 			parts[i] = strings.TrimSuffix(c.userHome(), "/")
@@ -178,8 +180,16 @@ func (c *Config) substitute(s string, depth int) string {
 			}
 			parts[i] = strings.TrimSuffix(c.substitute(raw, depth+1), "/")
 		}
+		changed = changed || parts[i] != before
 	}
-	return strings.Join(parts, "/")
+	out := strings.Join(parts, "/")
+	if changed {
+		// Heron joins the components as java.io.File does, which folds repeated separators.
+		for strings.Contains(out, "//") {
+			out = strings.ReplaceAll(out, "//", "/")
+		}
+	}
+	return out
 }
 
 // loaders maps every --config-loader spelling to the built-in cluster it stands for.
