@@ -121,6 +121,11 @@ func (c *Container) Status() StatusFile {
 // Processes computes this shard's processes for plan, probing the JVM
 // version when Java instances need it.
 func (c *Container) Processes(ctx context.Context, plan *Plan, javaVersion *string) ([]Process, error) {
+	if _, ok := plan.Container(c.f.Shard); ok && c.f.Shard != 0 {
+		if err := unpackTopology(c.f, c.dir); err != nil {
+			return nil, err
+		}
+	}
 	if *javaVersion == "" && needsJava(c.f, plan) {
 		v, err := probeJava(ctx, c.f, c.dir, c.env)
 		if err != nil {
