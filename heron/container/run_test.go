@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,7 +154,7 @@ func testContainerLifecycle(t *testing.T, sm testState) {
 	before := s1.status.wait(t, "shard 1 running", 60*time.Second, func(s StatusFile) bool {
 		return allRunning(s, "stmgr-1", "metricsmgr-1", "container_1_word_1", "container_1_count_3", "heron-shell-1")
 	})
-	s2.status.wait(t, "shard 2 running", 60*time.Second, func(s StatusFile) bool {
+	before2 := s2.status.wait(t, "shard 2 running", 60*time.Second, func(s StatusFile) bool {
 		return allRunning(s, "stmgr-2", "metricsmgr-2", "container_2_word_2", "container_2_count_4", "heron-shell-2")
 	})
 	pp := sm.waitPhysicalPlan(t, "wc", 60*time.Second, func(pp *model.PhysicalPlan) bool { return len(pp.GetStmgrs()) == 2 })
@@ -211,6 +212,22 @@ func testContainerLifecycle(t *testing.T, sm testState) {
 	if strings.TrimSpace(string(b)) == "" || strings.TrimSpace(string(b)) == itoa(oldPids["container_1_word_1"]) {
 		t.Errorf("pid file not rewritten after restart: %q", b)
 	}
+
+	// heron-shell's /killexecutor with an instance id restarts that instance.
+	resp, err := http.PostForm(fmt.Sprintf("http://127.0.0.1:%d/killexecutor", s2.ports[7]),
+		url.Values{"secret": {"wc-id"}, "instance_id_to_restart": {"container_2_word_2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/killexecutor = %d, want 200", resp.StatusCode)
+	}
+	old2 := pidsOf(before2)
+	s2.status.wait(t, "container_2_word_2 restarted through heron-shell", 30*time.Second, func(s StatusFile) bool {
+		p, _ := procOf(s, "container_2_word_2")
+		return p.State == "running" && p.Restarts == 1 && p.PID != old2["container_2_word_2"]
+	})
 
 	// Change the plan: container 1 loses count_3 and gains word_5.
 	oldPids = pidsOf(after)

@@ -55,8 +55,10 @@ func runShell(ctx context.Context, args []string) error {
 		}
 		id := r.FormValue("instance_id_to_restart")
 		if id == "" || strings.HasPrefix(id, "heron-executor") {
+			// Heron signals the executor's process group; egret's executor
+			// stops its daemons itself on SIGTERM.
 			fmt.Fprintln(w, "Killing executor")
-			syscall.Kill(-os.Getppid(), syscall.SIGTERM)
+			syscall.Kill(os.Getppid(), syscall.SIGTERM)
 			return
 		}
 		b, err := os.ReadFile(filepath.Base(id) + ".pid")
