@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -168,10 +169,6 @@ func (c *Client) Restart(ctx context.Context, topology string, container int) er
 		return err
 	}
 	defer st.Close()
-	endpoint, err := c.ensureDaemon(ctx, s, st, topology)
-	if err != nil {
-		return err
-	}
 	if container <= 0 {
 		// As Heron does: the new topology manager must not find the old location.
 		if err := st.DeleteTManagerLocation(ctx, topology); err != nil {
@@ -180,7 +177,7 @@ func (c *Client) Restart(ctx context.Context, topology string, container int) er
 	}
 	c.progress("restarting %s", map[bool]string{true: "every container", false: fmt.Sprintf("container %d", container)}[container < 0])
 	req := &model.RestartTopologyRequest{TopologyName: proto.String(topology), ContainerIndex: proto.Int32(int32(container))}
-	if err := postScheduler(ctx, endpoint, "restart", req); err != nil {
+	if err := c.withDaemon(ctx, s, st, topology, func(ep string) error { return postScheduler(ctx, ep, "restart", req) }); err != nil {
 		return fmt.Errorf("restart %s: %w", topology, err)
 	}
 	fmt.Fprintf(c.opts.Out, "Topology %s restarted\n", topology)
@@ -221,13 +218,9 @@ func (c *Client) Update(ctx context.Context, topology string, parallelism map[st
 	if c.opts.DryRun {
 		return printPlan(c.opts.Out, c.opts.DryRunFormat, topology, proposed, nil)
 	}
-	endpoint, err := c.ensureDaemon(ctx, s, st, topology)
-	if err != nil {
-		return err
-	}
 	c.progress("updating %s", topology)
 	req := &model.UpdateTopologyRequest{CurrentPackingPlan: current, ProposedPackingPlan: proposed}
-	if err := postScheduler(ctx, endpoint, "update", req); err != nil {
+	if err := c.withDaemon(ctx, s, st, topology, func(ep string) error { return postScheduler(ctx, ep, "update", req) }); err != nil {
 		return fmt.Errorf("update %s: %w", topology, err)
 	}
 	fmt.Fprintf(c.opts.Out, "Topology %s updated\n", topology)
@@ -289,6 +282,32 @@ func (c *Client) ensureDaemon(ctx context.Context, s settings, st stateTree, top
 		return ep, nil
 	}
 	return "", fmt.Errorf("the scheduler of %s started but did not register its location; see %s", topology, wd.logFile())
+}
+
+// withDaemon runs fn against the daemon's endpoint. When the daemon dies
+// between finding it and calling it (the connection fails), it waits for the
+// dead daemon's lock to be released, starts another and calls again.
+func (c *Client) withDaemon(ctx context.Context, s settings, st stateTree, topology string, fn func(endpoint string) error) error {
+	ep, err := c.ensureDaemon(ctx, s, st, topology)
+	if err != nil {
+		return err
+	}
+	err = fn(ep)
+	var ne *net.OpError
+	if err == nil || !errors.As(err, &ne) {
+		return err
+	}
+	l := flock.New(workdir(s.WorkingDirectory).lockFile())
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if ok, lerr := l.TryLockContext(lctx, 20*time.Millisecond); lerr != nil || !ok {
+		return err
+	}
+	l.Unlock()
+	if ep, err = c.ensureDaemon(ctx, s, st, topology); err != nil {
+		return err
+	}
+	return fn(ep)
 }
 
 // startDaemon starts `egret scheduler` detached (its own session, output to

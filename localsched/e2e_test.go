@@ -1,7 +1,9 @@
 package localsched
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,11 +11,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"egret/heron/model"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // The end-to-end tests drive the real egret binary with the simulated Heron
@@ -197,4 +204,68 @@ func (c *cluster) noProcesses(topology string) {
 	if left := processesUnder(string(c.workdir(topology))); len(left) > 0 {
 		c.t.Errorf("after kill, processes %v still run in %s", left, c.workdir(topology))
 	}
+}
+
+// wordCountPackage writes a topology.tar.gz for the word count topology (a
+// Heron .defn and a placeholder jar), as Heron's CLI would build it.
+func wordCountPackage(t *testing.T, stmgrs int) string {
+	t.Helper()
+	kv := func(k, v string) *model.Config_KeyValue {
+		return &model.Config_KeyValue{Key: proto.String(k), Value: proto.String(v), Type: model.ConfigValueType_STRING_VALUE.Enum()}
+	}
+	comp := func(name string, par int) *model.Component {
+		return &model.Component{Name: proto.String(name), ClassName: proto.String("egret.example." + name),
+			Spec: model.ComponentObjectSpec_JAVA_CLASS_NAME.Enum(),
+			Config: &model.Config{Kvs: []*model.Config_KeyValue{kv("topology.component.parallelism", strconv.Itoa(par))}}}
+	}
+	schema := func(field string) *model.StreamSchema {
+		return &model.StreamSchema{Keys: []*model.StreamSchema_KeyType{{Key: proto.String(field), Type: model.Type_OBJECT.Enum()}}}
+	}
+	out := func(comp, field string) []*model.OutputStream {
+		return []*model.OutputStream{{Stream: &model.StreamId{Id: proto.String("default"), ComponentName: proto.String(comp)}, Schema: schema(field)}}
+	}
+	in := func(comp string, g model.Grouping, fields *model.StreamSchema) []*model.InputStream {
+		return []*model.InputStream{{Stream: &model.StreamId{Id: proto.String("default"), ComponentName: proto.String(comp)}, Gtype: g.Enum(), GroupingFields: fields}}
+	}
+	topo := &model.Topology{
+		Id: proto.String(wc + "-0123456789abcdef"), Name: proto.String(wc), State: model.TopologyState_RUNNING.Enum(),
+		Spouts: []*model.Spout{{Comp: comp("sentence", 2), Outputs: out("sentence", "sentence")}},
+		Bolts: []*model.Bolt{
+			{Comp: comp("split", 2), Inputs: in("sentence", model.Grouping_SHUFFLE, nil), Outputs: out("split", "word")},
+			{Comp: comp("count", 3), Inputs: in("split", model.Grouping_FIELDS, schema("word"))},
+		},
+		TopologyConfig: &model.Config{Kvs: []*model.Config_KeyValue{kv("topology.stmgrs", strconv.Itoa(stmgrs)),
+			kv("topology.component.rammap", "sentence:536870912,split:536870912,count:536870912")}},
+	}
+	defn, err := proto.Marshal(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "topology.tar.gz")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz := gzip.NewWriter(f)
+	tw := tar.NewWriter(gz)
+	for name, data := range map[string][]byte{wc + ".defn": defn, wc + ".jar": []byte("PK placeholder")} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write(data)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gz.Close()
+	f.Close()
+	return path
+}
+
+// killOnFailure kills the topology when the test fails before its own kill,
+// so the sweep finds nothing to report but the failure itself.
+func (c *cluster) killOnFailure(topology string) {
+	c.t.Cleanup(func() {
+		if c.t.Failed() {
+			c.run("kill", c.name, topology)
+		}
+	})
 }

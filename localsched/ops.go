@@ -165,9 +165,11 @@ func (d *daemon) pplanCurrent(ctx context.Context, pp *model.PhysicalPlan) bool 
 	return len(pp.GetStmgrs()) == len(plan.GetContainerPlans())
 }
 
-// tmanager asks the topology manager to activate or deactivate.
+// tmanager asks the topology manager to activate or deactivate, as the
+// CLI does: a topology already in the wanted state is left alone.
 func (d *daemon) tmanager(ctx context.Context, action string) error {
-	return tmanagerControl(ctx, d.st, d.opts.Topology, action, nil)
+	_, err := transition(ctx, d.st, d.opts.Topology, action == "activate")
+	return err
 }
 
 // samePlan compares two packing plans by content.

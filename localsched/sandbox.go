@@ -19,7 +19,7 @@ func prepareSandbox(ctx context.Context, s settings, dir string, pkgArchive stri
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := fetchCore(ctx, s, dir); err != nil {
+	if err := linkCore(ctx, s, dir); err != nil {
 		return err
 	}
 	if err := extractTarGz(pkgArchive, dir); err != nil {
@@ -29,6 +29,14 @@ func prepareSandbox(ctx context.Context, s settings, dir string, pkgArchive stri
 	if _, err := os.Stat(filepath.Join(conf, "statemgr.yaml")); err != nil {
 		if err := s.cfg.WriteConfDir(conf); err != nil {
 			return fmt.Errorf("write %s: %w", conf, err)
+		}
+	}
+	// Every runtime process reads heron_internals.yaml; a configuration
+	// without one gets Heron's logging defaults.
+	internals := filepath.Join(conf, "heron_internals.yaml")
+	if _, err := os.Stat(internals); err != nil {
+		if err := os.WriteFile(internals, []byte(minimalInternals), 0o644); err != nil {
+			return err
 		}
 	}
 	logf("container sandbox %s ready", dir)
@@ -95,4 +103,44 @@ func extractTarGz(src, dest string) error {
 			}
 		}
 	}
+}
+
+const minimalInternals = `# Written by egret's local scheduler: the cluster configuration shipped no heron_internals.yaml.
+heron.logging.directory: log-files
+heron.logging.maximum.size.mb: 100
+heron.logging.maximum.files: 5
+`
+
+// linkCore gives a sandbox the core release: extracted once per working
+// directory (<wd>/heron-core-release/) and linked as <sandbox>/heron-core, as
+// Heron's local cluster links its installed core. The core is read only.
+func linkCore(ctx context.Context, s settings, dir string) error {
+	shared := filepath.Join(filepath.Dir(dir), "heron-core-release")
+	if _, err := os.Stat(filepath.Join(shared, "heron-core")); err != nil {
+		tmp, err := os.MkdirTemp(filepath.Dir(dir), ".heron-core-release-")
+		if err != nil {
+			return err
+		}
+		if err := fetchCore(ctx, s, tmp); err != nil {
+			os.RemoveAll(tmp)
+			return err
+		}
+		if _, err := os.Stat(filepath.Join(tmp, "heron-core")); err != nil {
+			os.RemoveAll(tmp)
+			return fmt.Errorf("the Heron core release %s has no heron-core/ directory", s.CoreURI)
+		}
+		if err := os.Rename(tmp, shared); err != nil {
+			os.RemoveAll(tmp)
+			return err
+		}
+	}
+	link := filepath.Join(dir, "heron-core")
+	os.Remove(link)
+	if err := os.Symlink(filepath.Join("..", "heron-core-release", "heron-core"), link); err != nil {
+		return err
+	}
+	if b, err := os.ReadFile(filepath.Join(shared, "release.yaml")); err == nil {
+		return os.WriteFile(filepath.Join(dir, "release.yaml"), b, 0o644)
+	}
+	return nil
 }

@@ -139,19 +139,14 @@ func loadSettings(o ClientOptions, topology string) (settings, error) {
 	return s, nil
 }
 
-// userSet reports whether a key was given by the user (a property, a file)
-// rather than left to the embedded defaults.
+// userSet reports whether a key was given by the user (a property, a file of
+// theirs) rather than left to egret's embedded configuration or Heron's defaults.
 func userSet(cfg *config.Config, key string) bool {
 	if _, ok := cfg.Lookup(key); !ok {
 		return false
 	}
-	for _, p := range cfg.Overrides() {
-		if p.Key == key {
-			return true
-		}
-	}
-	src := cfg.Source(key).String()
-	return src != "" && !strings.Contains(src, "default")
+	f := cfg.Source(key).File
+	return f != "" && f != "default" && f != "option" && !strings.HasPrefix(f, "embedded:")
 }
 
 // launchInfo is what submit learns from the topology package and the daemon
@@ -248,5 +243,18 @@ func (s settings) executorFlags(li launchInfo, plan *model.PackingPlan, c int, p
 		MetricsCacheManagerServerPort: p(6),
 		MetricsCacheManagerStatsPort:  p(7),
 		CheckpointManagerPort:         p(8),
+		RestartBudget:                 container.DefaultRestartBudget,
+		BackoffMin:                    container.DefaultBackoffMin,
+		BackoffMax:                    container.DefaultBackoffMax,
+		StopGrace:                     s.executorStopGrace(),
 	}
+}
+
+// executorStopGrace leaves the executor time to stop its daemons within the
+// scheduler's own grace.
+func (s settings) executorStopGrace() time.Duration {
+	if s.KillGrace > 2*time.Second {
+		return s.KillGrace - time.Second
+	}
+	return s.KillGrace / 2
 }

@@ -23,11 +23,11 @@ func (c *Client) Status(ctx context.Context, topology string, asJSON bool) error
 		return err
 	}
 	defer st.Close()
-	ep, err := c.ensureDaemon(ctx, s, st, topology)
-	if err != nil {
+	var ts *TopologyStatus
+	err = c.withDaemon(ctx, s, st, topology, func(ep string) (err error) {
+		ts, err = fetchStatus(ctx, ep)
 		return err
-	}
-	ts, err := fetchStatus(ctx, ep)
+	})
 	if err != nil {
 		return fmt.Errorf("status of %s: %w", topology, err)
 	}
