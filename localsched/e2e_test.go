@@ -215,7 +215,7 @@ func wordCountPackage(t *testing.T, stmgrs int) string {
 	}
 	comp := func(name string, par int) *model.Component {
 		return &model.Component{Name: proto.String(name), ClassName: proto.String("egret.example." + name),
-			Spec: model.ComponentObjectSpec_JAVA_CLASS_NAME.Enum(),
+			Spec:   model.ComponentObjectSpec_JAVA_CLASS_NAME.Enum(),
 			Config: &model.Config{Kvs: []*model.Config_KeyValue{kv("topology.component.parallelism", strconv.Itoa(par))}}}
 	}
 	schema := func(field string) *model.StreamSchema {
