@@ -6,11 +6,12 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"egret/config"
+	"egret/heron/topology"
 )
 
-// configCommands returns `egret config dump CLUSTER`.
+// configCommands returns `egret config dump CLUSTER` and `egret topology build SPEC.yaml`.
 func configCommands() []*cli.Command {
-	return []*cli.Command{{
+	return []*cli.Command{topologyBuildCommand(), {
 		Name:  "config",
 		Usage: "show Heron configuration as egret reads it",
 		Subcommands: []*cli.Command{{
@@ -74,4 +75,43 @@ func splitN(s string, sep byte, n int) []string {
 		s = s[i+1:]
 	}
 	return append(out, s)
+}
+
+func topologyBuildCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "topology",
+		Usage: "work with topology specs and packages",
+		Subcommands: []*cli.Command{{
+			Name:      "build",
+			Usage:     "turn a topology spec (YAML) into <name>.defn and topology.tar.gz, laid out as Heron's CLI does",
+			ArgsUsage: "SPEC.yaml",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: ".", Usage: "directory to write <name>.defn and topology.tar.gz into"},
+				&cli.StringFlag{Name: "cluster", Value: "local", Usage: "cluster whose configuration goes into the package's heron-conf/"},
+				&cli.StringFlag{Name: "config-path", Usage: "directory holding one directory per cluster (default ~/.heron/conf, else built in)"},
+				&cli.StringSliceFlag{Name: "config-property", Usage: "override a key in heron-conf/override.yaml: key=value (repeatable)"},
+			},
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return fmt.Errorf("topology build: one SPEC.yaml expected, got %d arguments", c.NArg())
+				}
+				spec, err := topology.LoadSpec(c.Args().First())
+				if err != nil {
+					return err
+				}
+				cluster, role, env := splitClusterArg(c.String("cluster"))
+				cfg, err := config.Load(config.Options{ConfigPath: c.String("config-path"), Cluster: cluster, Role: role,
+					Environ: env, Topology: spec.Name, Properties: c.StringSlice("config-property")})
+				if err != nil {
+					return err
+				}
+				res, err := topology.Build(spec, c.String("output"), cfg)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(c.App.Writer, "%s\n%s\n", res.Defn, res.Package)
+				return err
+			},
+		}},
+	}
 }
