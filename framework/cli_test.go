@@ -22,6 +22,7 @@ import (
 	"egret/heron/model"
 	"egret/heron/statemgr"
 	"egret/test/mesosmaster"
+	"egret/test/zktest"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"google.golang.org/protobuf/proto"
@@ -112,11 +113,13 @@ type mesosCluster struct {
 	egret  string
 	target string
 	props  []string
+	zk     string // ZooKeeper's address when the state is there
+	pids   []int  // schedulers seen
 }
 
-func newMesosCluster(t *testing.T, launcher mesosmaster.Launcher, master string) *mesosCluster {
+func newMesosCluster(t *testing.T, launcher mesosmaster.Launcher, master, zkAddr string) *mesosCluster {
 	home := t.TempDir()
-	c := &mesosCluster{t: t, home: home, egret: egretBinary(t)}
+	c := &mesosCluster{t: t, home: home, egret: egretBinary(t), zk: zkAddr}
 	if master == "" {
 		c.m = mesosmaster.Start(mesosmaster.Options{Standby: true, Launcher: launcher, Heartbeat: time.Second, Agents: []mesosmaster.Agent{
 			{ID: "agent-1", Hostname: "host1", Resources: mesosmaster.Resources(8, 16384, 50000, 31000, 31999)},
@@ -134,9 +137,6 @@ func newMesosCluster(t *testing.T, launcher mesosmaster.Launcher, master string)
 		"heron.mesos.master.uri=" + master,
 		"heron.package.core.uri=file:///releases/heron-core.tar.gz",
 		"heron.mesos.egret.uri=file:///dist/egret.tar.gz",
-		"heron.class.state.manager=org.apache.heron.statemgr.localfs.LocalFileSystemStateManager",
-		"heron.statemgr.connection.string=LOCALMODE",
-		"heron.statemgr.root.path=" + filepath.Join(home, "state"),
 		"heron.uploader.localfs.file.system.directory=" + filepath.Join(home, "uploads"),
 		"heron.scheduler.mesos.scheduler.working.directory=" + filepath.Join(home, "fw"),
 		"heron.directory.sandbox.java.home=./heron-core/java",
@@ -144,6 +144,14 @@ func newMesosCluster(t *testing.T, launcher mesosmaster.Launcher, master string)
 		"heron.mesos.relaunch.backoff.min=300ms",
 		"heron.mesos.relaunch.backoff.max=2s",
 		"heron.mesos.reconciliation.interval=2s",
+	}
+	if zkAddr == "" {
+		c.props = append(c.props, "heron.class.state.manager=org.apache.heron.statemgr.localfs.LocalFileSystemStateManager",
+			"heron.statemgr.connection.string=LOCALMODE", "heron.statemgr.root.path="+filepath.Join(home, "state"))
+	} else {
+		c.props = append(c.props, "heron.class.state.manager=org.apache.heron.statemgr.zookeeper.curator.CuratorStateManager",
+			"heron.statemgr.connection.string="+zkAddr, "heron.statemgr.root.path=/egret-test",
+			"heron.statemgr.zookeeper.session.timeout.ms=4000")
 	}
 	t.Cleanup(c.sweep)
 	return c
@@ -174,7 +182,14 @@ func (c *mesosCluster) ok(args ...string) string {
 }
 
 func (c *mesosCluster) state() statemgr.StateManager {
-	sm, err := statemgr.NewLocal(filepath.Join(c.home, "state"))
+	var sm statemgr.StateManager
+	var err error
+	if c.zk == "" {
+		sm, err = statemgr.NewLocal(filepath.Join(c.home, "state"))
+	} else {
+		sm, err = statemgr.NewZK(context.Background(), statemgr.ZKOptions{Servers: []string{c.zk}, Root: "/egret-test", InitTree: true,
+			SessionTimeout: 4 * time.Second, ConnectTimeout: 10 * time.Second})
+	}
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -182,8 +197,19 @@ func (c *mesosCluster) state() statemgr.StateManager {
 	return sm
 }
 
-// schedulerPid is the pid of the topology's `egret framework`, from its lock.
+// schedulerPid is the pid of the topology's `egret framework`, as its
+// status reports it; the sweep ends it if a failed test leaves it behind.
 func (c *mesosCluster) schedulerPid(topology string) int {
+	c.t.Helper()
+	pid := c.status(topology).PID
+	if pid > 0 {
+		c.pids = append(c.pids, pid)
+	}
+	return pid
+}
+
+// lockPid is the pid in a local lock file (local state only).
+func (c *mesosCluster) lockPid(topology string) int {
 	b, err := os.ReadFile(filepath.Join(c.home, "state", "locks", topology+"__framework"))
 	if err != nil {
 		return 0
@@ -197,12 +223,10 @@ func (c *mesosCluster) schedulerPid(topology string) int {
 
 // sweep ends any scheduler a failed test left behind.
 func (c *mesosCluster) sweep() {
-	entries, _ := os.ReadDir(filepath.Join(c.home, "state", "locks"))
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), "__framework") {
-			if pid := c.schedulerPid(strings.TrimSuffix(e.Name(), "__framework")); pid > 0 {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
+	pids := append([]int{c.lockPid("wc")}, c.pids...)
+	for _, pid := range pids {
+		if pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 }
@@ -240,7 +264,11 @@ func waitGone(t *testing.T, pid int) {
 }
 
 func TestMesosTopologyLifecycle(t *testing.T) {
-	c := newMesosCluster(t, nil, "")
+	t.Run("local-state", func(t *testing.T) { lifecycle(t, newMesosCluster(t, nil, "", "")) })
+	t.Run("zookeeper-state", func(t *testing.T) { lifecycle(t, newMesosCluster(t, nil, "", zktest.Start(t).Addr())) })
+}
+
+func lifecycle(t *testing.T, c *mesosCluster) {
 	m := c.m
 	pkg := testPackage(t, t.TempDir(), "wc", 2)
 	c.ok("submit", c.target, pkg)
@@ -383,7 +411,7 @@ func TestMesosSubmitMasterDown(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing answers there now
-	c := newMesosCluster(t, nil, addr)
+	c := newMesosCluster(t, nil, addr, "")
 	pkg := testPackage(t, t.TempDir(), "wc", 1)
 	start := time.Now()
 	_, errs, err := c.run("submit", c.target, pkg)
@@ -405,7 +433,7 @@ func TestMesosSubmitMasterDown(t *testing.T) {
 			t.Errorf("state %s left by a failed submit: %v", k, names)
 		}
 	}
-	if pid := c.schedulerPid("wc"); pid != 0 && !processGone(pid) {
+	if pid := c.lockPid("wc"); pid != 0 && !processGone(pid) {
 		t.Errorf("scheduler %d left running", pid)
 	}
 	if _, err := os.Stat(filepath.Join(c.home, "uploads", "topology.tar.gz")); err == nil {

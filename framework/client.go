@@ -205,7 +205,7 @@ func (c *Client) startFramework(ctx context.Context, s *session, topology string
 		line, _ := bufio.NewReader(pr).ReadString('\n')
 		lines <- strings.TrimSpace(line)
 	}()
-	deadline := s.set.StagingTimeout + 15*time.Second // config, ZooKeeper, lock, then the master
+	deadline := s.set.LockWait + s.set.StagingTimeout + 15*time.Second // config, ZooKeeper, lock, then the master
 	timer := time.NewTimer(deadline)
 	defer timer.Stop()
 	fail := func(why string) error {

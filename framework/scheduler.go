@@ -125,7 +125,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	defer sm.Close()
-	lctx, lcancel := context.WithTimeout(ctx, 3*time.Second)
+	lctx, lcancel := context.WithTimeout(ctx, set.LockWait)
 	lock, err := sm.Lock(lctx, opts.Topology, "framework")
 	lcancel()
 	if err != nil {
@@ -396,6 +396,7 @@ func (s *heronScheduler) update(ctx context.Context, body []byte) error {
 type StatusView struct {
 	FormatVersion int             `json:"format_version"`
 	Topology      string          `json:"topology"`
+	PID           int             `json:"pid"` // of the scheduler
 	FrameworkID   string          `json:"framework_id"`
 	Master        string          `json:"master"`
 	Subscribed    bool            `json:"subscribed"`
@@ -436,5 +437,7 @@ func View(topology string, sn Snapshot) StatusView {
 }
 
 func (s *heronScheduler) Status(ctx context.Context) (any, error) {
-	return View(s.opts.Topology, s.engine.Status()), nil
+	v := View(s.opts.Topology, s.engine.Status())
+	v.PID = os.Getpid()
+	return v, nil
 }

@@ -46,6 +46,10 @@ type Settings struct {
 	Policy                     Policy
 	APIAddress, Token          string
 	JavaHome, WorkingDirectory string
+	// LockWait is how long a starting scheduler waits for the topology's
+	// lock: on ZooKeeper a SIGKILLed scheduler's lock lasts until its
+	// session expires.
+	LockWait time.Duration
 }
 
 // Getter is what Settings needs of a configuration (config.Config has it).
@@ -139,6 +143,11 @@ func ReadSettings(c Getter) (Settings, error) {
 	s.Token = c.String(KeyToken)
 	if err := CheckListen(s.APIAddress, s.Token); err != nil {
 		probs = append(probs, fmt.Sprintf("%s: %v", KeyAPIAddress, err))
+	}
+	s.LockWait = 3 * time.Second
+	class, conn := c.String("heron.class.state.manager"), c.String("heron.statemgr.connection.string")
+	if !strings.EqualFold(conn, "LOCALMODE") && !strings.Contains(class, "localfs") && !strings.Contains(class, "LocalFileSystem") {
+		s.LockWait = dur("heron.statemgr.zookeeper.session.timeout.ms", 30*time.Second) + 5*time.Second
 	}
 	s.JavaHome = c.String(KeyJavaHome)
 	s.WorkingDirectory = c.String(KeyWorkingDirectory)
