@@ -241,6 +241,20 @@ func (c *mesosCluster) status(topology string) StatusView {
 	return v
 }
 
+// awaitStatus polls the scheduler's status (another process: no event to
+// wait on) until cond holds.
+func (c *mesosCluster) awaitStatus(topology string, cond func(StatusView) bool) StatusView {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v := c.status(topology)
+		if cond(v) || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func ctxFor(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -301,7 +315,14 @@ func lifecycle(t *testing.T, c *mesosCluster) {
 	if loc, err := statemgr.SchedulerLocation(context.Background(), sm, "wc"); err != nil || !strings.Contains(loc.GetJobPageLink()[0], fwID) {
 		t.Errorf("scheduler location = %v, %v; want one linking framework %s", loc, err, fwID)
 	}
-	v := c.status("wc")
+	v := c.awaitStatus("wc", func(v StatusView) bool {
+		for _, ct := range v.Containers {
+			if ct.State != "TASK_RUNNING" {
+				return false
+			}
+		}
+		return len(v.Containers) == 3
+	})
 	if v.FrameworkID != fwID || len(v.Containers) != 3 || v.Containers[1].State != "TASK_RUNNING" || v.Containers[1].Agent == "" || v.Containers[1].Sandbox == "" {
 		t.Errorf("status = %+v", v)
 	}
