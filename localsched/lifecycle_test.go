@@ -1,6 +1,8 @@
 package localsched
 
 import (
+	"egret/test/zktest"
+
 	"os"
 	"path/filepath"
 	"strings"
@@ -207,4 +209,12 @@ func TestBadInput(t *testing.T) {
 	if left := processesUnder(c.home); len(left) > 0 {
 		t.Errorf("failed commands left processes %v", left)
 	}
+}
+
+// TestLocalZKLifecycle runs the same lifecycle with the state in a real ZooKeeper.
+func TestLocalZKLifecycle(t *testing.T) {
+	zk := zktest.Start(t)
+	lifecycle(t, newCluster(t, "localzk",
+		"heron.statemgr.connection.string="+zk.Addr(),
+		"heron.statemgr.root.path=/egret-localsched-test"))
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"egret/fetcher"
 	"egret/heron/model"
 	"egret/heron/packing"
 
@@ -202,15 +203,33 @@ func repack(s settings, topo *model.Topology, current *model.PackingPlan, parall
 	return packing.Repack(topo, current, packing.Changes{Parallelism: parallelism, Containers: containers}, params)
 }
 
-// fetchCore puts the Heron core release into a sandbox (heron-core/).
-func fetchCore(ctx context.Context, s settings, dir string) error {
-	src := strings.TrimPrefix(s.CoreURI, "file://")
-	if err := extractTarGz(src, dir); err != nil {
+// fetchCore puts the Heron core release into dir (heron-core/,
+// release.yaml) through the fetcher's cache: a release already fetched once
+// is hard-linked from the cache, not downloaded or extracted again.
+func fetchCore(ctx context.Context, s settings, dir string, progress func(string, ...any)) error {
+	cache, err := fetcher.DefaultCacheDir()
+	if err != nil {
+		return err
+	}
+	f := &fetcher.Fetcher{CacheDir: cache, Progress: func(p fetcher.Progress) {
+		if p.Total > 0 && p.Done == p.Total {
+			progress("%s %s: %d bytes", p.Step, p.URI, p.Total)
+		}
+	}}
+	uri := s.CoreURI
+	if filepath.IsAbs(uri) {
+		uri = "file://" + uri
+	}
+	res, err := f.Fetch(ctx, fetcher.Request{URI: uri, Dest: dir, Extract: true, Cache: true})
+	if err != nil {
 		hint := ""
 		if s.SimRelease {
 			hint = " (the simulated release: run make sim-release, or set EGRET_SIM_RELEASE or heron.package.core.uri)"
 		}
-		return fmt.Errorf("the Heron core release %s: %w%s", s.CoreURI, unwrapPath(err), hint)
+		return fmt.Errorf("the Heron core release %s: %w%s", s.CoreURI, err, hint)
+	}
+	if res.CacheHit {
+		progress("the Heron core release %s came from the cache", s.CoreURI)
 	}
 	return nil
 }

@@ -19,7 +19,7 @@ func prepareSandbox(ctx context.Context, s settings, dir string, pkgArchive stri
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := linkCore(ctx, s, dir); err != nil {
+	if err := linkCore(ctx, s, dir, logf); err != nil {
 		return err
 	}
 	if err := extractTarGz(pkgArchive, dir); err != nil {
@@ -114,14 +114,14 @@ heron.logging.maximum.files: 5
 // linkCore gives a sandbox the core release: extracted once per working
 // directory (<wd>/heron-core-release/) and linked as <sandbox>/heron-core, as
 // Heron's local cluster links its installed core. The core is read only.
-func linkCore(ctx context.Context, s settings, dir string) error {
+func linkCore(ctx context.Context, s settings, dir string, logf func(string, ...any)) error {
 	shared := filepath.Join(filepath.Dir(dir), "heron-core-release")
 	if _, err := os.Stat(filepath.Join(shared, "heron-core")); err != nil {
 		tmp, err := os.MkdirTemp(filepath.Dir(dir), ".heron-core-release-")
 		if err != nil {
 			return err
 		}
-		if err := fetchCore(ctx, s, tmp); err != nil {
+		if err := fetchCore(ctx, s, tmp, logf); err != nil {
 			os.RemoveAll(tmp)
 			return err
 		}
