@@ -80,18 +80,29 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePorts returns n distinct ports that were free a moment ago.
+var (
+	portsMu sync.Mutex
+	given   = map[int]bool{}
+)
+
+// freePorts returns n ports that were free a moment ago and that no other
+// call in this test process returned.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
 	var ls []net.Listener
 	var ps []int
-	for i := 0; i < n; i++ {
+	for len(ps) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		ls = append(ls, l)
-		ps = append(ps, l.Addr().(*net.TCPAddr).Port)
+		if p := l.Addr().(*net.TCPAddr).Port; !given[p] {
+			given[p] = true
+			ps = append(ps, p)
+		}
 	}
 	for _, l := range ls {
 		l.Close()

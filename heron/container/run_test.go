@@ -213,7 +213,12 @@ func testContainerLifecycle(t *testing.T, sm testState) {
 		t.Errorf("pid file not rewritten after restart: %q", b)
 	}
 
-	// heron-shell's /killexecutor with an instance id restarts that instance.
+	// heron-shell's /killexecutor with an instance id restarts that instance
+	// (once the shell answers its health check, it serves).
+	before2 = s2.status.wait(t, "heron-shell-2 healthy", 30*time.Second, func(s StatusFile) bool {
+		p, _ := procOf(s, "heron-shell-2")
+		return p.Health == "healthy"
+	})
 	resp, err := http.PostForm(fmt.Sprintf("http://127.0.0.1:%d/killexecutor", s2.ports[7]),
 		url.Values{"secret": {"wc-id"}, "instance_id_to_restart": {"container_2_word_2"}})
 	if err != nil {
