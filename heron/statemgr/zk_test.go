@@ -20,12 +20,12 @@ import (
 
 func zkOpts(srv *zktest.Server, root string) ZKOptions {
 	return ZKOptions{Servers: []string{srv.Addr()}, Root: root, SessionTimeout: time.Second,
-		ConnectTimeout: 10 * time.Second, InitTree: true}
+		ConnectTimeout: 30 * time.Second, InitTree: true}
 }
 
 func openZK(t *testing.T, o ZKOptions) *ZK {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	z, err := NewZK(ctx, o)
 	if err != nil {
@@ -195,7 +195,7 @@ func TestZK(t *testing.T) {
 			t.Errorf("NewZK with ZooKeeper down = %v, want ErrUnavailable", err)
 		}
 		srv.Restart()
-		ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel = context.WithTimeout(context.Background(), 40*time.Second)
 		defer cancel()
 		if err := z.Set(ctx, PackingPlans, "t", []byte("x")); err != nil {
 			t.Errorf("Set after ZooKeeper came back: %v", err)
@@ -266,7 +266,7 @@ func TestZKLockHelper(t *testing.T) {
 		t.Skip("run by TestZK")
 	}
 	z, err := NewZK(context.Background(), ZKOptions{Servers: []string{addr}, Root: "/locks",
-		SessionTimeout: time.Second, ConnectTimeout: 10 * time.Second})
+		SessionTimeout: time.Second, ConnectTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
-	// No event tells when the server is ready: ask it ("ruok") until it answers, with a deadline.
+	// No event tells when the server serves: ask it ("srvr") until it reports its mode, with a deadline.
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -125,7 +125,7 @@ func (s *Server) start() error {
 			return fmt.Errorf("zktest: ZooKeeper exited at start; log:\n%s", s.logTail())
 		default:
 		}
-		if out, err := s.FourLetter("ruok"); err == nil && strings.HasPrefix(out, "imok") {
+		if out, err := s.FourLetter("srvr"); err == nil && strings.Contains(out, "Mode: standalone") {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
