@@ -122,8 +122,10 @@ func newMesosCluster(t *testing.T, launcher mesosmaster.Launcher, master, zkAddr
 	c := &mesosCluster{t: t, home: home, egret: egretBinary(t), zk: zkAddr}
 	if master == "" {
 		c.m = mesosmaster.Start(mesosmaster.Options{Standby: true, Launcher: launcher, Heartbeat: time.Second, Agents: []mesosmaster.Agent{
-			{ID: "agent-1", Hostname: "host1", Resources: mesosmaster.Resources(8, 16384, 50000, 31000, 31999)},
-			{ID: "agent-2", Hostname: "host2", Resources: mesosmaster.Resources(8, 16384, 50000, 31000, 31099, 32000, 32004, 33000, 33999)},
+			// The agents share this host, so their port ranges must not overlap;
+			// agent-2's are fragmented.
+			{ID: "agent-1", Hostname: "host1", Resources: mesosmaster.Resources(8, 16384, 50000, 35000, 35999)},
+			{ID: "agent-2", Hostname: "host2", Resources: mesosmaster.Resources(8, 16384, 50000, 36000, 36004, 36100, 36101, 36200, 36999)},
 		}})
 		t.Cleanup(c.m.Close)
 		master = c.m.URL()

@@ -418,5 +418,6 @@ func TestMain(m *testing.M) {
 		if egretDir != "" {
 			os.RemoveAll(egretDir)
 		}
+
 	}))
 }
