@@ -118,7 +118,6 @@ func best(cur, d time.Duration) time.Duration {
 	return cur
 }
 
-
 // makeRelease writes a heron-core-like tar.gz: a few large jars of mixed
 // compressibility and many small files, totalling about size bytes.
 func makeRelease(path string, size int64) error {
