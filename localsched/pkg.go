@@ -16,6 +16,7 @@ import (
 	"egret/fetcher"
 	"egret/heron/model"
 	"egret/heron/packing"
+	"egret/heron/topology"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -236,5 +237,14 @@ func fetchCore(ctx context.Context, s settings, dir string, progress func(string
 
 // buildSpec builds a topology package from a spec.
 func buildSpec(path, tmp string) (string, error) {
-	return "", fmt.Errorf("topology spec %s: building specs is not available in this build", path)
+	spec, err := topology.LoadSpec(path)
+	if err != nil {
+		return "", err
+	}
+	// No heron-conf/ in the package: the sandbox gets the cluster's configuration.
+	res, err := topology.Build(spec, tmp, nil)
+	if err != nil {
+		return "", err
+	}
+	return res.Package, nil
 }
