@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"path"
 
 	"strings"
 	"sync"
@@ -161,15 +162,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		JavaHome: set.JavaHome, Package: *rec.Package,
 		MetricsCacheMode: cfg.String("heron.topology.metricscachemgr.mode"), HealthManagerMode: cfg.String("heron.topology.healthmgr.mode"),
 	}
-	uri := set.EgretURI
-	extract := true
-	cache := true
-	executorInfo := mesos.ExecutorInfo{
-		Command: &mesos.CommandInfo{
-			URIs:  []mesos.CommandInfo_URI{{Value: uri, Extract: &extract, Cache: &cache}},
-			Value: proto.String("./egret executor"),
-		},
-	}
+	executorInfo := ExecutorInfo(set.EgretURI, set.EgretChecksum)
 	name := set.Name
 	if name == "" {
 		name = "egret " + opts.Topology
@@ -249,6 +242,24 @@ func Run(ctx context.Context, opts Options) (err error) {
 	<-ctx.Done()
 	wg.Wait()
 	return firstErr(errc, nil)
+}
+
+// ExecutorInfo runs `egret executor` from the egret tarball the agent's
+// fetcher downloads and extracts. Mesos' fetcher verifies no checksum, so
+// with one the command checks the downloaded archive before running it.
+func ExecutorInfo(uri, checksum string) mesos.ExecutorInfo {
+	extract, cache := true, true
+	cmd := "exec ./egret executor"
+	if hex, ok := strings.CutPrefix(checksum, "sha256:"); ok {
+		archive := path.Base(strings.SplitN(uri, "?", 2)[0])
+		cmd = fmt.Sprintf("echo '%s  %s' | sha256sum -c --quiet - && %s", hex, archive, cmd)
+	}
+	return mesos.ExecutorInfo{
+		Command: &mesos.CommandInfo{
+			URIs:  []mesos.CommandInfo_URI{{Value: uri, Extract: &extract, Cache: &cache}},
+			Value: proto.String(cmd),
+		},
+	}
 }
 
 func firstErr(errc chan error, def error) error {

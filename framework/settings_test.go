@@ -68,3 +68,20 @@ func TestReadSettings(t *testing.T) {
 		t.Errorf("budget 3/90s: %+v, %v", s.Policy, err)
 	}
 }
+
+func TestExecutorInfo(t *testing.T) {
+	sum := strings.Repeat("0a", 32)
+	for _, tc := range []struct{ uri, checksum, want string }{
+		{"http://files/egret-1-linux-amd64.tar.gz", "", "exec ./egret executor"},
+		{"http://files/egret-1-linux-amd64.tar.gz?x=1", "sha256:" + sum,
+			"echo '" + sum + "  egret-1-linux-amd64.tar.gz' | sha256sum -c --quiet - && exec ./egret executor"},
+	} {
+		ei := ExecutorInfo(tc.uri, tc.checksum)
+		if got := ei.Command.GetValue(); got != tc.want {
+			t.Errorf("ExecutorInfo(%q, %q) command = %q, want %q", tc.uri, tc.checksum, got, tc.want)
+		}
+		if u := ei.Command.URIs; len(u) != 1 || u[0].Value != tc.uri || !u[0].GetExtract() {
+			t.Errorf("ExecutorInfo(%q) URIs = %+v, want the tarball, extracted", tc.uri, u)
+		}
+	}
+}
