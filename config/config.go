@@ -701,7 +701,9 @@ func (c *Config) Dump() string {
 	for _, k := range keys {
 		v := c.String(k)
 		if strings.Contains(v, "\n") {
-			v = strings.ReplaceAll("\n"+v, "\n", "\n    ")
+			// A list or map: the source on the key's line, the value indented below.
+			fmt.Fprintf(&b, "%s:    # %s%s\n", k, c.Source(k), strings.ReplaceAll("\n"+v, "\n", "\n    "))
+			continue
 		}
 		fmt.Fprintf(&b, "%s: %s    # %s\n", k, v, c.Source(k))
 	}
