@@ -338,6 +338,8 @@ func testExecutorSIGTERM(t *testing.T, sm testState) {
 	sm.setTopology(t, "wc")
 	sm.setPlan(t, "wc", wcPlan("p", []InstancePlan{{"word", 1, 0}, {"count", 3, 0}}, nil))
 	dir := sandbox(t, release, "wc")
+	// One daemon ignores SIGTERM: it gets SIGKILL after the 3 s grace.
+	os.WriteFile(filepath.Join(dir, "heron-sim-faults.txt"), []byte("metricsmgr-1 hang after=0s\n"), 0o644)
 	cmd, done := runExecutor(t, dir, shardArgs(1, "wc", sm.conn(), sm.root(), freePorts(t, 9)))
 	st := waitStatusFile(t, filepath.Join(dir, StatusFileName(1)), 60*time.Second, func(s *StatusFile) bool {
 		return allRunning(*s, "stmgr-1", "metricsmgr-1", "container_1_word_1", "container_1_count_3", "heron-shell-1")
@@ -353,7 +355,11 @@ func testExecutorSIGTERM(t *testing.T, sm testState) {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("executor still running 15 s after SIGTERM (grace 3 s)")
 	}
-	t.Logf("executor stopped %d daemons in %s", len(st.Processes), time.Since(start))
+	took := time.Since(start)
+	t.Logf("executor stopped %d daemons in %s", len(st.Processes), took)
+	if took < 3*time.Second {
+		t.Errorf("executor exited %s after SIGTERM, before the hung daemon's 3 s grace", took)
+	}
 	for _, p := range st.Processes {
 		if alive(p.PID) {
 			t.Errorf("%s (pid %d) alive after the executor exited", p.Name, p.PID)
