@@ -313,6 +313,9 @@ func (l *Local) Lock(ctx context.Context, topology, name string) (Unlocker, erro
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("statemgr: lock %s: %w", p, err)
 		}
+		if v := lockVersion(p); v > LockFormatVersion {
+			return nil, fmt.Errorf("statemgr: lock %s has format_version %d; this egret reads format_version %d or older", p, v, LockFormatVersion)
+		}
 		if staleLock(p, host) {
 			os.Remove(p)
 			continue
@@ -326,6 +329,19 @@ func (l *Local) Lock(ctx context.Context, topology, name string) (Unlocker, erro
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// lockVersion is the format_version of a lock file (0 for Heron's empty lock files).
+func lockVersion(p string) int {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0
+	}
+	var li lockInfo
+	if json.Unmarshal(b, &li) != nil {
+		return 0
+	}
+	return li.FormatVersion
 }
 
 // staleLock reports whether the lock file names a process of this host that is gone.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -269,6 +270,20 @@ func TestLocalStaleLockIsBroken(t *testing.T) {
 		t.Fatalf("Lock over a dead holder's file: %v", err)
 	}
 	u.Unlock()
+}
+
+func TestLocalNewerLockFormatRefused(t *testing.T) {
+	root := t.TempDir()
+	l, err := NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	os.WriteFile(filepath.Join(root, "locks", "t__x"), []byte(`{"format_version":2,"pid":1,"host":"h"}`), 0o644)
+	_, err = l.Lock(context.Background(), "t", "x")
+	if err == nil || !strings.Contains(err.Error(), "has format_version 2; this egret reads format_version 1 or older") {
+		t.Errorf("Lock over a newer lock file = %v", err)
+	}
 }
 
 func TestLocalClosed(t *testing.T) {

@@ -238,6 +238,9 @@ func (z *ZK) waitReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if z.conn.State() == zk.StateHasSession {
+		return nil // also covers a session event the client dropped from its full channel
+	}
 	select {
 	case <-ready:
 		return nil
