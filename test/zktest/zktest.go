@@ -302,3 +302,13 @@ func (s *Server) close() {
 	s.dropConns()
 	s.wg.Wait()
 }
+
+// Pid is the java process's pid, 0 when stopped.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
