@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -461,5 +462,64 @@ func TestMesosSubmitMasterDown(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(c.home, "uploads", "topology.tar.gz")); err == nil {
 		t.Errorf("uploaded package left behind")
+	}
+}
+
+func TestMesosSubmitInputs(t *testing.T) {
+	c := newMesosCluster(t, nil, "", "")
+	// A spec is built into a package carrying the cluster's heron-conf/.
+	out := c.ok("submit", c.target, filepath.Join(moduleRoot(), "examples", "wordcount.yaml"), "--dry-run")
+	if !strings.Contains(out, "CONTAINER") || !strings.Contains(out, "PORTS") {
+		t.Errorf("dry run printed no plan:\n%s", out)
+	}
+	if len(c.m.Frameworks()) != 0 {
+		t.Errorf("a dry run subscribed a framework")
+	}
+	// A package without heron-conf/ cannot configure its containers.
+	dir := t.TempDir()
+	p := testPackage(t, dir, "bare", 1)
+	stripConf(t, p)
+	_, errs, err := c.run("submit", c.target, p)
+	if err == nil || !strings.Contains(errs, "heron-conf") {
+		t.Errorf("submit of a package without heron-conf/: %v %q", err, errs)
+	}
+	_, errs, err = c.run("submit", c.target, filepath.Join(dir, "nothing.zip"))
+	if err == nil || !strings.Contains(errs, "nothing.zip") {
+		t.Errorf("submit of a .zip: %v %q", err, errs)
+	}
+}
+
+// stripConf rewrites a package without its heron-conf/ entries.
+func stripConf(t *testing.T, p string) {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	var buf bytes.Buffer
+	ogz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(ogz)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(h.Name, "heron-conf/") {
+			continue
+		}
+		b, _ := io.ReadAll(tr)
+		tw.WriteHeader(h)
+		tw.Write(b)
+	}
+	f.Close()
+	tw.Close()
+	ogz.Close()
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

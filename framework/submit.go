@@ -1,8 +1,6 @@
 package framework
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,75 +19,10 @@ import (
 	"egret/heron/model"
 	"egret/heron/packing"
 	"egret/heron/statemgr"
+	"egret/heron/topology"
 
 	"google.golang.org/protobuf/proto"
 )
-
-// PackageInfo is what a topology package (topology.tar.gz) holds at its root.
-type PackageInfo struct {
-	Topology *model.Topology
-	Binary   string // the topology file
-	PkgType  string
-}
-
-// ReadPackage reads a topology package's definition and finds its topology
-// file; errors name the package and what is missing.
-func ReadPackage(path string) (*PackageInfo, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("topology package: %w", err)
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, fmt.Errorf("topology package %s: not a gzip archive: %w", path, err)
-	}
-	tr := tar.NewReader(gz)
-	info := &PackageInfo{}
-	var defns, binaries []string
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("topology package %s: %w", path, err)
-		}
-		name := strings.TrimPrefix(h.Name, "./")
-		if strings.Contains(name, "/") || h.Typeflag != tar.TypeReg {
-			continue
-		}
-		switch {
-		case strings.HasSuffix(name, ".defn"):
-			defns = append(defns, name)
-			b, err := io.ReadAll(io.LimitReader(tr, 64<<20))
-			if err != nil {
-				return nil, fmt.Errorf("topology package %s: %s: %w", path, name, err)
-			}
-			t := &model.Topology{}
-			if err := proto.Unmarshal(b, t); err != nil {
-				return nil, fmt.Errorf("topology package %s: %s is not a Heron topology definition: %w", path, name, err)
-			}
-			info.Topology = t
-		default:
-			if _, err := PkgType(name); err == nil {
-				binaries = append(binaries, name)
-			}
-		}
-	}
-	if len(defns) != 1 {
-		return nil, fmt.Errorf("topology package %s: want one <topology>.defn at its root, found %d %v", path, len(defns), defns)
-	}
-	if want := info.Topology.GetName() + ".defn"; defns[0] != want {
-		return nil, fmt.Errorf("topology package %s: %s defines topology %q (want %s)", path, defns[0], info.Topology.GetName(), want)
-	}
-	if len(binaries) != 1 {
-		return nil, fmt.Errorf("topology package %s: want one topology file (.jar, .tar, .pex, .so) at its root, found %v", path, binaries)
-	}
-	info.Binary = binaries[0]
-	info.PkgType, _ = PkgType(info.Binary)
-	return info, nil
-}
 
 func sha256File(path string) (string, error) {
 	f, err := os.Open(path)
@@ -126,19 +59,49 @@ func trimmed(t *model.Topology) *model.Topology {
 // file:// URI), writes the topology's state and starts its scheduler. A
 // master that does not answer in time leaves nothing behind.
 func (c *Client) Submit(ctx context.Context, pkg string, deployDeactivated bool) error {
-	if !strings.HasSuffix(pkg, ".tar.gz") && !strings.HasSuffix(pkg, ".tgz") {
-		return fmt.Errorf("submit %s: a mesos cluster takes a topology package (topology.tar.gz; build one with `egret topology build`)", pkg)
+	var spec *topology.Spec
+	var info *topology.Package
+	var name string
+	switch ext := strings.ToLower(filepath.Ext(pkg)); {
+	case ext == ".yaml" || ext == ".yml":
+		sp, err := topology.LoadSpec(pkg)
+		if err != nil {
+			return err
+		}
+		spec, name = sp, sp.Name
+	case strings.HasSuffix(strings.ToLower(pkg), ".tar.gz") || ext == ".tgz":
+		p, err := topology.ReadPackage(pkg)
+		if err != nil {
+			return err
+		}
+		if len(p.ConfFiles) == 0 {
+			return fmt.Errorf("topology package %s has no heron-conf/: the containers on Mesos get their configuration only from the package", pkg)
+		}
+		info, name = p, p.Topology.GetName()
+	default:
+		return fmt.Errorf("submit %s: want a topology package (.tar.gz) or spec (.yaml)", pkg)
 	}
-	info, err := ReadPackage(pkg)
-	if err != nil {
-		return err
-	}
-	name := info.Topology.GetName()
 	s, err := c.open(ctx, name)
 	if err != nil {
 		return err
 	}
 	defer s.sm.Close()
+	if spec != nil {
+		// The package carries the cluster's configuration as heron-conf/.
+		tmp, err := os.MkdirTemp("", "egret-submit-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		res, err := topology.Build(spec, tmp, s.cfg)
+		if err != nil {
+			return err
+		}
+		if info, err = topology.ReadPackage(res.Package); err != nil {
+			return err
+		}
+		pkg = res.Package
+	}
 	params, err := packing.ParamsFromConfig(s.cfg)
 	if err != nil {
 		return err
@@ -208,7 +171,7 @@ func (c *Client) Submit(ctx context.Context, pkg string, deployDeactivated bool)
 	if err := statemgr.SetExecutionState(ctx, s.sm, es); err != nil {
 		return fmt.Errorf("write execution state of %q: %w", name, err)
 	}
-	rec := Record{Package: &Package{URI: "file://" + dest, Checksum: sum, Binary: info.Binary, PkgType: info.PkgType}}
+	rec := Record{Package: &Package{URI: "file://" + dest, Checksum: sum, Binary: info.Binary, PkgType: info.PackageType}}
 	b, err := EncodeRecord(rec)
 	if err != nil {
 		return err
