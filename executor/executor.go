@@ -83,7 +83,6 @@ type Executor struct {
 	launched       bool
 	shuttingDown   bool
 	deliverable    bool // updates can still reach the agent (false after giving up the connection)
-	lastTerminalAt time.Time
 }
 
 // pending is an update not yet acknowledged.
@@ -157,6 +156,7 @@ func (e *Executor) run(parent context.Context) error {
 	}
 	dropConn := func() {
 		connCancel()
+		connID++ // whatever the dropped connection still reports is stale
 		connecting = false
 		e.mu.Lock()
 		e.conn = 0
@@ -204,10 +204,11 @@ func (e *Executor) run(parent context.Context) error {
 				// Wait for SUBSCRIBED before calling the executor subscribed.
 			case m.ev != nil:
 				if err := e.handle(m.id, m.ev, &everSub, shutdown); err != nil {
-					// ERROR: drop the stream and subscribe again at once.
+					// ERROR: drop the stream and subscribe again (after a short wait, so an
+					// agent that answers every subscription with ERROR is not hammered).
 					e.log.Printf("%v; subscribing again", err)
 					dropConn()
-					connect()
+					retryTimer.Reset(backoff(e.cfg.SubscribeRetry))
 					continue
 				}
 				if m.ev.Type == executor.Event_SUBSCRIBED {
@@ -278,7 +279,7 @@ func (e *Executor) run(parent context.Context) error {
 				result = fmt.Errorf("%d status updates still unacknowledged %s after the last terminal update", n, e.cfg.AckTimeout)
 				e.log.Print(result)
 				dropConn()
-				e.tasksWG.Wait()
+				e.waitTasks()
 				return result
 			}
 			ackArmed = false
@@ -286,7 +287,7 @@ func (e *Executor) run(parent context.Context) error {
 		case <-killTimer.C:
 			// The shutdown grace is over: whatever still runs is killed now.
 			e.killAll(0)
-			e.tasksWG.Wait()
+			e.waitTasks()
 			dropConn()
 			if result == nil {
 				result = fmt.Errorf("shutdown grace period (%s) ended before every update was acknowledged", e.cfg.ShutdownGrace)
@@ -303,7 +304,7 @@ func (e *Executor) run(parent context.Context) error {
 		launched, stopping, deliverable := e.launched, e.shuttingDown, e.deliverable
 		e.mu.Unlock()
 		if stopping && allDone && (n == 0 || !deliverable) {
-			e.tasksWG.Wait()
+			e.waitTasks()
 			dropConn()
 			if n > 0 && result == nil {
 				result = fmt.Errorf("stopped with %d status updates that could not be delivered", n)
@@ -312,7 +313,7 @@ func (e *Executor) run(parent context.Context) error {
 		}
 		if !stopping && launched && allDone {
 			if n == 0 {
-				e.tasksWG.Wait()
+				e.waitTasks()
 				dropConn()
 				e.log.Print("every task is terminal and acknowledged; exiting")
 				return nil
@@ -322,6 +323,18 @@ func (e *Executor) run(parent context.Context) error {
 				ackTimer.Reset(e.cfg.AckTimeout)
 			}
 		}
+	}
+}
+
+// waitTasks waits for the task goroutines, but not forever: a process stuck in the kernel
+// must not keep the executor from exiting (the agent destroys the container after it).
+func (e *Executor) waitTasks() {
+	done := make(chan struct{})
+	go func() { e.tasksWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		e.log.Print("some task processes did not end within 10s of their kill; exiting anyway")
 	}
 }
 

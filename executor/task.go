@@ -147,7 +147,6 @@ func (e *Executor) update(t *task, o statusOpts) {
 	t.last = st
 	if isTerminal(st.GetState()) {
 		t.terminal = true
-		e.lastTerminalAt = time.Now()
 	}
 	e.unacked = append(e.unacked, &pending{update: executor.Call_Update{Status: st}, uuid: string(st.UUID)})
 	e.log.Printf("task %s: %s%s", t.info.TaskID.Value, st.GetState(), msgSuffix(st))
