@@ -72,17 +72,17 @@ type Executor struct {
 	wake    chan struct{}  // something changed that the main loop may act on
 	sendReq chan struct{}  // there may be updates to send
 
-	mu             sync.Mutex
-	conn           int // id of the current subscription; 0 while disconnected
-	subscribed     bool
-	killingCap     bool // the framework has TASK_KILLING_STATE
-	unacked        []*pending
-	unackedTasks   []mesos.TaskInfo
-	tasks          map[string]*task
-	order          []string // task ids in launch order
-	launched       bool
-	shuttingDown   bool
-	deliverable    bool // updates can still reach the agent (false after giving up the connection)
+	mu           sync.Mutex
+	conn         int // id of the current subscription; 0 while disconnected
+	subscribed   bool
+	killingCap   bool // the framework has TASK_KILLING_STATE
+	unacked      []*pending
+	unackedTasks []mesos.TaskInfo
+	tasks        map[string]*task
+	order        []string // task ids in launch order
+	launched     bool
+	shuttingDown bool
+	deliverable  bool // updates can still reach the agent (false after giving up the connection)
 }
 
 // pending is an update not yet acknowledged.
