@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -417,6 +418,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) {
 		if egretDir != "" {
 			os.RemoveAll(egretDir)
+		}
+		if simPath != "" {
+			os.RemoveAll(filepath.Dir(simPath))
 		}
 
 	}))
