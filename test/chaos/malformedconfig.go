@@ -29,11 +29,12 @@ func malformedConfig(ctx context.Context, s *scen) error {
 		return err
 	}
 	spec := filepath.Join(root, "examples", "wordcount.yaml")
-	dump := []string{"config", "dump", "local", "--config-path", "{dir}/conf"}
+	// config dump takes its flags before the cluster.
+	dump := []string{"config", "dump", "--config-path", "{dir}/conf", "local"}
 	cases := []badInput{
 		{name: "yaml-syntax", files: clusterFiles("local", "scheduler.yaml",
 			"heron.scheduler.local.working.directory: /tmp/x\nheron.class.scheduler: [unclosed\n"),
-			args: dump, want: []string{"scheduler.yaml", "line"}},
+			args: dump, want: []string{"scheduler.yaml:"}},
 		{name: "yaml-not-a-mapping", files: clusterFiles("local", "statemgr.yaml", "- a\n- b\n"),
 			args: dump, want: []string{"statemgr.yaml"}},
 		{name: "binary-garbage", files: clusterFiles("local", "packing.yaml", garbage),
@@ -45,12 +46,12 @@ func malformedConfig(ctx context.Context, s *scen) error {
 			"a: ${NOPE_ONE}\nb: fine\nc: ${NOPE_TWO}\n"),
 			args: dump, want: []string{"NOPE_ONE", "NOPE_TWO"}},
 		{name: "flat-file-bad-line", files: map[string]string{"flat.conf": "heron.core.release.uri:http://127.0.0.1:1/core.tar.gz\nthis line has no separator\n"},
-			args: []string{"config", "dump", "local", "--config-file", "{dir}/flat.conf"}, want: []string{"flat.conf", "2"}},
-		{name: "flat-file-missing", args: []string{"config", "dump", "local", "--config-file", "{dir}/absent.conf"},
+			args: []string{"config", "dump", "--config-file", "{dir}/flat.conf", "local"}, want: []string{"flat.conf", "2"}},
+		{name: "flat-file-missing", args: []string{"config", "dump", "--config-file", "{dir}/absent.conf", "local"},
 			want: []string{"absent.conf"}},
-		{name: "unknown-loader", args: []string{"config", "dump", "local", "--config-loader", "org.example.NoSuchLoader"},
+		{name: "unknown-loader", args: []string{"config", "dump", "--config-file", "{dir}/flat.conf", "--config-loader", "org.example.NoSuchLoader", "local"}, files: map[string]string{"flat.conf": "heron.package.core.uri: file:///x\n"},
 			want: []string{"NoSuchLoader", "local"}},
-		{name: "property-without-value", args: []string{"config", "dump", "local", "--config-property", "heron.no.equals.sign"},
+		{name: "property-without-value", args: []string{"config", "dump", "--config-property", "heron.no.equals.sign", "local"},
 			want: []string{"heron.no.equals.sign"}},
 		{name: "unknown-cluster", args: []string{"config", "dump", "no-such-cluster"},
 			want: []string{"no-such-cluster"}},
