@@ -25,6 +25,10 @@ const upTimeout = 60 * time.Second
 func (t *topo) waitUp(ctx context.Context, want *layout) (layout, error) {
 	var l layout
 	err := waitFor(ctx, upTimeout, 200*time.Millisecond, func() error {
+		// egret status first: it is also what brings a dead scheduler daemon back.
+		if err := t.physicalPlan(ctx); err != nil {
+			return err
+		}
 		l = t.snapshot()
 		if want != nil {
 			if m := l.missing(*want); m != "" {
@@ -43,7 +47,7 @@ func (t *topo) waitUp(ctx context.Context, want *layout) (layout, error) {
 				}
 			}
 		}
-		return t.physicalPlan(ctx)
+		return nil
 	})
 	return l, err
 }

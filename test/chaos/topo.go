@@ -112,9 +112,23 @@ func (t *topo) egret(ctx context.Context, args ...string) (string, error) {
 	return string(out), nil
 }
 
+// submit builds the example's package with egret topology build and submits it.
 func (t *topo) submit(ctx context.Context) error {
+	bin, err := t.s.egret(ctx)
+	if err != nil {
+		return err
+	}
+	pkgDir := filepath.Join(t.s.dir, "package")
+	cmd, err := t.s.procs.command(ctx, "", bin, "topology", "build", "--output", pkgDir, "--cluster", t.cluster, t.spec)
+	if err != nil {
+		return err
+	}
+	cmd.Env = append(cmd.Env, t.env()...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("egret topology build: %v: %s", err, lastLine(string(out)))
+	}
 	start := time.Now()
-	out, err := t.egret(ctx, "submit", t.cluster, t.spec)
+	out, err := t.egret(ctx, "submit", t.cluster, filepath.Join(pkgDir, "topology.tar.gz"))
 	if err != nil {
 		return err
 	}
