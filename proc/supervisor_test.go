@@ -532,3 +532,40 @@ func TestGuardianRespawn(t *testing.T) {
 		t.Errorf("no new guardian after killing %d (now %d)", old, p)
 	}
 }
+
+// pidfdCount counts this process's open pidfds.
+func pidfdCount(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && l == "anon_inode:[pidfd]" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSnapshotHoldsNoDescriptors: a status snapshot reads CPU and RSS without
+// leaving a descriptor behind (gopsutil's NewProcess opened a pidfd per call
+// through os.FindProcess, released only by a GC; the chaos suite saw
+// executors' descriptors grow by hundreds).
+func TestSnapshotHoldsNoDescriptors(t *testing.T) {
+	s := New(Options{Specs: []Spec{helperSpec(t, "idle", "sleep")}})
+	events, cancel := s.Subscribe()
+	defer cancel()
+	run(t, s)
+	waitEvent(t, events, 10*time.Second, is(EventStarted, "idle"))
+	before := pidfdCount(t)
+	for i := 0; i < 100; i++ {
+		if st := s.Snapshot(); len(st) != 1 || st[0].RSS == 0 {
+			t.Fatalf("Snapshot = %+v, want one process with its RSS", st)
+		}
+	}
+	if after := pidfdCount(t); after > before {
+		t.Errorf("pidfds after 100 snapshots = %d, before = %d; want no growth", after, before)
+	}
+}
