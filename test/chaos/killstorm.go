@@ -87,15 +87,17 @@ func (l layout) egretProcs() []procInfo {
 
 // usage is one sample of the egret processes' descriptors and memory.
 type usage struct {
-	fds map[int]int
-	rss map[int]int64
+	fds   map[int]int
+	rss   map[int]int64
+	kinds map[int]map[string]int // descriptors by kind, at the lowest count
 }
 
 func sample(ps []procInfo) usage {
-	u := usage{fds: map[int]int{}, rss: map[int]int64{}}
+	u := usage{fds: map[int]int{}, rss: map[int]int64{}, kinds: map[int]map[string]int{}}
 	for _, p := range ps {
 		if n, err := fdCount(p.PID); err == nil {
 			u.fds[p.PID] = n
+			u.kinds[p.PID] = fdKinds(p.PID)
 		}
 		if r, err := rssBytes(p.PID); err == nil {
 			u.rss[p.PID] = r
@@ -118,6 +120,7 @@ func settled(ctx context.Context, ps []procInfo) usage {
 		for pid, n := range u.fds {
 			if n < best.fds[pid] {
 				best.fds[pid] = n
+				best.kinds[pid] = u.kinds[pid]
 			}
 		}
 		for pid, r := range u.rss {
@@ -197,7 +200,7 @@ func killStorm(ctx context.Context, s *scen) error {
 	for _, p := range before.egretProcs() {
 		name := shortArgv(before.argv[p.PID])
 		if f0, f1 := base.fds[p.PID], end2.fds[p.PID]; f1 > f0+2 {
-			s.failf("%s: %d open descriptors after the storm, %d before: a leak", name, f1, f0)
+			s.failf("%s: %d open descriptors after the storm, %d before: a leak (%s)", name, f1, f0, fdGrowth(base.kinds[p.PID], end2.kinds[p.PID]))
 		}
 		if r0, r1 := base.rss[p.PID], end2.rss[p.PID]; r0 > 0 && float64(r1) > 1.10*float64(r0) {
 			s.failf("%s: RSS %d KiB after the storm, %d KiB after warm-up: more than 10%% growth", name, r1>>10, r0>>10)

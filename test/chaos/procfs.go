@@ -179,3 +179,43 @@ func describe(pid int) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// fdKinds counts pid's open descriptors by what they point at: socket, pipe, an
+// anonymous inode kind, or a file's path.
+func fdKinds(pid int) map[string]int {
+	out := map[string]int{}
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		t, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(t, "socket:"):
+			t = "socket"
+		case strings.HasPrefix(t, "pipe:"):
+			t = "pipe"
+		}
+		out[t]++
+	}
+	return out
+}
+
+// fdGrowth describes which kinds of descriptors grew from before to after.
+func fdGrowth(before, after map[string]int) string {
+	var parts []string
+	for k, n := range after {
+		if n > before[k] {
+			parts = append(parts, fmt.Sprintf("%s +%d", k, n-before[k]))
+		}
+	}
+	sort.Strings(parts)
+	if len(parts) > 6 {
+		parts = append(parts[:6], "…")
+	}
+	return strings.Join(parts, ", ")
+}
