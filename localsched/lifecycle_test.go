@@ -10,8 +10,9 @@ import (
 	"testing"
 )
 
+// spec is the word count example's spec (built into a package by submit).
 func spec(t *testing.T) string {
-	return wordCountPackage(t, 3)
+	return filepath.Join(moduleRoot(t), "examples", "wordcount.yaml")
 }
 
 const wc = "wordcount"
@@ -162,7 +163,7 @@ func awaitGone(t *testing.T, pid int) {
 // scheduler location are gone; kill still stops everything and cleans up.
 func TestKillHalfGoneState(t *testing.T) {
 	c := newCluster(t, "local")
-	c.ok("submit", c.name, spec(t))
+	c.ok("submit", c.name, wordCountPackage(t, 3))
 	c.killOnFailure(wc)
 	st := c.await(wc, "running", running)
 	syscall.Kill(st.Scheduler.Pid, syscall.SIGKILL)

@@ -1,13 +1,9 @@
 package localsched
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -29,83 +25,41 @@ type topoPackage struct {
 	li      launchInfo
 }
 
-// loadPackage reads a topology package (topology.tar.gz), or builds one from
-// a spec (.yaml) into tmp first.
-func loadPackage(ctx context.Context, path, tmp string) (*topoPackage, error) {
-	archive := path
-	if ext := strings.ToLower(filepath.Ext(path)); ext == ".yaml" || ext == ".yml" {
-		built, err := buildSpec(path, tmp)
-		if err != nil {
-			return nil, err
-		}
-		archive = built
-	}
-	return readPackage(archive)
+// isSpec reports whether path names a topology spec rather than a package.
+func isSpec(path string) bool {
+	ext := strings.ToLower(filepath.Ext(path))
+	return ext == ".yaml" || ext == ".yml"
 }
 
-// readPackage finds the .defn and the topology binary in a topology.tar.gz.
+// specName reads a spec's topology name (to load the cluster configuration,
+// whose paths may hold ${TOPOLOGY}, before building the package).
+func specName(path string) (*topology.Spec, error) {
+	return topology.LoadSpec(path)
+}
+
+// buildPackage builds a spec into tmp/topology.tar.gz, with the cluster's
+// configuration as its heron-conf/.
+func buildPackage(spec *topology.Spec, tmp string, s settings) (string, error) {
+	r, err := topology.Build(spec, tmp, s.cfg)
+	if err != nil {
+		return "", err
+	}
+	return r.Package, nil
+}
+
+// readPackage reads a topology.tar.gz (Heron-built or egret-built).
 func readPackage(archive string) (*topoPackage, error) {
-	f, err := os.Open(archive)
+	pk, err := topology.ReadPackage(archive)
 	if err != nil {
-		return nil, fmt.Errorf("topology package %s: %w", archive, unwrapPath(err))
+		return nil, err
 	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, fmt.Errorf("topology package %s: not a .tar.gz: %w", archive, err)
-	}
-	tr := tar.NewReader(gz)
-	p := &topoPackage{Archive: archive, li: launchInfo{FormatVersion: 1}}
-	var files []string
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("topology package %s: %w", archive, err)
-		}
-		name := strings.TrimPrefix(filepath.Clean(h.Name), "./")
-		if h.Typeflag != tar.TypeReg || strings.Contains(name, "/") {
-			continue
-		}
-		if strings.HasSuffix(name, ".defn") {
-			if p.topo != nil {
-				return nil, fmt.Errorf("topology package %s: more than one .defn", archive)
-			}
-			b, err := io.ReadAll(io.LimitReader(tr, 64<<20))
-			if err != nil {
-				return nil, fmt.Errorf("topology package %s: %w", archive, err)
-			}
-			t := &model.Topology{}
-			if err := proto.Unmarshal(b, t); err != nil {
-				return nil, fmt.Errorf("topology package %s: %s is not a Heron topology definition: %w", archive, name, err)
-			}
-			p.topo = t
-			p.li.DefnFile = name
-			continue
-		}
-		files = append(files, name)
-	}
-	if p.topo == nil {
-		return nil, fmt.Errorf("topology package %s holds no <topology>.defn", archive)
-	}
-	p.Name = p.topo.GetName()
+	p := &topoPackage{Archive: archive, topo: pk.Topology, Name: pk.Topology.GetName(),
+		li: launchInfo{FormatVersion: 1, DefnFile: pk.DefnName, Binary: pk.Binary, PkgType: pk.PackageType, TopologyID: pk.Topology.GetId()}}
 	if p.Name == "" || !validName(p.Name) {
 		return nil, fmt.Errorf("topology package %s: bad topology name %q", archive, p.Name)
 	}
-	p.li.TopologyID = p.topo.GetId()
 	if p.li.TopologyID == "" {
 		p.li.TopologyID = p.Name
-	}
-	for _, f := range files {
-		if t, ok := pkgType(f); ok {
-			p.li.Binary, p.li.PkgType = f, t
-			break
-		}
-	}
-	if p.li.Binary == "" {
-		return nil, fmt.Errorf("topology package %s holds no topology binary (.jar, .tar, .tar.gz, .pex, .so)", archive)
 	}
 	p.li.Classpath = classpath(p.li.Binary, p.li.PkgType)
 	return p, nil
@@ -118,23 +72,6 @@ func validName(s string) bool {
 		}
 	}
 	return true
-}
-
-// pkgType is Heron's package type, from the binary's extension.
-func pkgType(name string) (string, bool) {
-	switch {
-	case strings.HasSuffix(name, ".jar"):
-		return "jar", true
-	case strings.HasSuffix(name, ".tar"), strings.HasSuffix(name, ".tar.gz"):
-		return "tar", true
-	case strings.HasSuffix(name, ".pex"):
-		return "pex", true
-	case strings.HasSuffix(name, ".so"):
-		return "so", true
-	case strings.HasSuffix(name, ".dylib"):
-		return "dylib", true
-	}
-	return "", false
 }
 
 // classpath is the executor's --classpath for the binary, as Heron derives it.
@@ -235,16 +172,3 @@ func fetchCore(ctx context.Context, s settings, dir string, progress func(string
 	return nil
 }
 
-// buildSpec builds a topology package from a spec.
-func buildSpec(path, tmp string) (string, error) {
-	spec, err := topology.LoadSpec(path)
-	if err != nil {
-		return "", err
-	}
-	// No heron-conf/ in the package: the sandbox gets the cluster's configuration.
-	res, err := topology.Build(spec, tmp, nil)
-	if err != nil {
-		return "", err
-	}
-	return res.Package, nil
-}

@@ -24,15 +24,35 @@ func (c *Client) Submit(ctx context.Context, pkg string, deployDeactivated bool)
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	p, err := loadPackage(ctx, pkg, tmp)
-	if err != nil {
-		return err
+	var (
+		p *topoPackage
+		s settings
+	)
+	if isSpec(pkg) {
+		spec, err := specName(pkg)
+		if err != nil {
+			return err
+		}
+		if s, err = loadSettings(c.opts, spec.Name); err != nil {
+			return err
+		}
+		c.verbose("building %s from %s", spec.Name, pkg)
+		built, err := buildPackage(spec, tmp, s)
+		if err != nil {
+			return err
+		}
+		if p, err = readPackage(built); err != nil {
+			return err
+		}
+	} else {
+		if p, err = readPackage(pkg); err != nil {
+			return err
+		}
+		if s, err = loadSettings(c.opts, p.Name); err != nil {
+			return err
+		}
 	}
 	name := p.Name
-	s, err := loadSettings(c.opts, name)
-	if err != nil {
-		return err
-	}
 	plan, err := pack(s, p)
 	if err != nil {
 		return fmt.Errorf("packing %s: %w", name, err)
