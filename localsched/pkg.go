@@ -171,4 +171,3 @@ func fetchCore(ctx context.Context, s settings, dir string, progress func(string
 	}
 	return nil
 }
-
