@@ -209,6 +209,11 @@ func TestEngineRelaunchesFailedTaskWithBackoff(t *testing.T) {
 	}
 	first := live(m)[1]
 	other := live(m)[0]
+	// Nothing waits: offers are suppressed, and revived for the relaunch.
+	if err := m.Wait(ctxT(t), func(m *mesosmaster.Master) bool { return m.Frameworks()[0].Suppressed }); err != nil {
+		t.Fatal(err)
+	}
+	revives := m.Calls(scheduler.Call_REVIVE)
 	failedAt := time.Now()
 	if err := m.Update(first.ID, mesos.TASK_FAILED, "boom"); err != nil {
 		t.Fatal(err)
@@ -223,6 +228,9 @@ func TestEngineRelaunchesFailedTaskWithBackoff(t *testing.T) {
 		t.Errorf("relaunched after %v, want at least the 300ms backoff", d)
 	}
 	second := live(m)[1]
+	if m.Calls(scheduler.Call_REVIVE) <= revives {
+		t.Errorf("relaunched without REVIVE after suppressing offers")
+	}
 	if _, _, a, _ := ParseTaskID(second.ID); a != 2 {
 		t.Errorf("relaunched task %s, want attempt 2", second.ID)
 	}
