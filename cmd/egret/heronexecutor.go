@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -28,7 +30,10 @@ func runHeronExecutor(c *cli.Context) error {
 	args := c.Args().Slice()
 	for _, a := range args {
 		if a == "--help" || a == "-h" {
-			return cli.ShowCommandHelp(c, "heron-executor")
+			fmt.Fprintf(c.App.Writer, "usage: egret heron-executor --key=value ... (or heron-executor under that name)\n\n"+
+				"Runs one Heron container as Heron's heron-executor does (docs/heron-executor.md).\n\nflags:\n  --%s\n",
+				strings.Join(container.FlagNames(), "\n  --"))
+			return nil
 		}
 	}
 	flags, err := container.ParseFlags(args)

@@ -233,11 +233,13 @@ func (c *Container) spec(p Process) proc.Spec {
 			MaxFiles: c.logging.MaxFiles,
 		},
 	}
-	// Daemons get a minute to come up; then three failed checks in a row,
-	// ten seconds apart, restart them.
 	hc := func() *proc.HealthCheck {
-		return &proc.HealthCheck{Delay: time.Second, Interval: 10 * time.Second, Timeout: 5 * time.Second,
-			ConsecutiveFailures: 3, Grace: time.Minute, Action: proc.HealthRestart}
+		timeout := 5 * time.Second
+		if c.f.HealthInterval < timeout {
+			timeout = c.f.HealthInterval
+		}
+		return &proc.HealthCheck{Delay: min(time.Second, c.f.HealthInterval), Interval: c.f.HealthInterval, Timeout: timeout,
+			ConsecutiveFailures: 3, Grace: c.f.HealthGrace, Action: proc.HealthRestart}
 	}
 	switch {
 	case p.HealthURL != "":

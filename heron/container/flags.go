@@ -77,6 +77,10 @@ type Flags struct {
 	BackoffMin, BackoffMax time.Duration
 	// StopGrace is the time between SIGTERM and SIGKILL (--stop-grace).
 	StopGrace time.Duration
+	// HealthInterval is the time between health checks (--health-interval);
+	// HealthGrace is how long after a start failures do not count until the
+	// first success (--health-grace).
+	HealthInterval, HealthGrace time.Duration
 }
 
 // Budget is a number of restarts allowed within a window.
@@ -94,6 +98,10 @@ var (
 	DefaultBackoffMin    = 500 * time.Millisecond
 	DefaultBackoffMax    = 30 * time.Second
 	DefaultStopGrace     = 10 * time.Second
+	// Daemons get a minute to come up; then three failed checks in a row
+	// restart them.
+	DefaultHealthInterval = 10 * time.Second
+	DefaultHealthGrace    = time.Minute
 )
 
 // flagKind says how a flag's value is parsed.
@@ -124,6 +132,17 @@ func port(p func(*Flags) *int) func(*Flags, string) error {
 			return fmt.Errorf("not a port number: %q", v)
 		}
 		*p(f) = n
+		return nil
+	}
+}
+
+func duration(p func(*Flags) *time.Duration) func(*Flags, string) error {
+	return func(f *Flags, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("not a duration: %q", v)
+		}
+		*p(f) = d
 		return nil
 	}
 }
@@ -262,14 +281,17 @@ var flagDefs = []flagDef{
 		f.BackoffMin, f.BackoffMax = lo, hi
 		return nil
 	}},
-	{"stop-grace", kindOpt, func(f *Flags, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return fmt.Errorf("not a duration: %q", v)
+	{"stop-grace", kindOpt, duration(func(f *Flags) *time.Duration { return &f.StopGrace })},
+	{"health-interval", kindOpt, func(f *Flags, v string) error {
+		if err := duration(func(f *Flags) *time.Duration { return &f.HealthInterval })(f, v); err != nil {
+			return err
 		}
-		f.StopGrace = d
+		if f.HealthInterval == 0 {
+			return fmt.Errorf("must be positive: %q", v)
+		}
 		return nil
 	}},
+	{"health-grace", kindOpt, duration(func(f *Flags) *time.Duration { return &f.HealthGrace })},
 }
 
 // flagAliases maps the pre-2020 spellings (before "topology master" became
@@ -301,7 +323,7 @@ func ParseFlags(args []string) (*Flags, error) {
 	}
 	f := &Flags{MetricsCacheManagerMode: "disabled",
 		RestartBudget: DefaultRestartBudget, BackoffMin: DefaultBackoffMin, BackoffMax: DefaultBackoffMax,
-		StopGrace: DefaultStopGrace}
+		StopGrace: DefaultStopGrace, HealthInterval: DefaultHealthInterval, HealthGrace: DefaultHealthGrace}
 	seen := map[string]bool{}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -418,6 +440,12 @@ func (f *Flags) Args() []string {
 	}
 	if f.StopGrace != DefaultStopGrace {
 		a = append(a, "--stop-grace="+f.StopGrace.String())
+	}
+	if f.HealthInterval != DefaultHealthInterval {
+		a = append(a, "--health-interval="+f.HealthInterval.String())
+	}
+	if f.HealthGrace != DefaultHealthGrace {
+		a = append(a, "--health-grace="+f.HealthGrace.String())
 	}
 	return a
 }

@@ -477,3 +477,50 @@ func httpPost(t *testing.T, url string) int {
 func TestLifecycleZK(t *testing.T)       { testContainerLifecycle(t, zkTestState(t)) }
 func TestExecutorSIGTERMZK(t *testing.T) { testExecutorSIGTERM(t, zkTestState(t)) }
 func TestCrashLoopZK(t *testing.T)       { testCrashLoop(t, zkTestState(t)) }
+
+// TestUnhealthyShellRestarted: a heron-shell failing /health is restarted
+// after three failed checks.
+func TestUnhealthyShellRestarted(t *testing.T) {
+	_, release := testBinaries(t)
+	sm := localTestState(t)
+	sm.setTopology(t, "wc")
+	sm.setPlan(t, "wc", wcPlan("p", []InstancePlan{{"word", 1, 0}}, nil))
+	dir := sandbox(t, release, "wc")
+	os.WriteFile(filepath.Join(dir, "heron-sim-faults.txt"), []byte("heron-shell-1 unhealthy\n"), 0o644)
+	f, err := ParseFlags(shardArgs(1, "wc", sm.conn(), sm.root(), freePorts(t, 9),
+		"--health-interval=100ms", "--health-grace=0s", "--restart-budget=100/1m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := newStatusWatch()
+	c, err := New(Options{Flags: f, Dir: dir, Host: "127.0.0.1", OnStatus: sw.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	sw.wait(t, "heron-shell-1 unhealthy", 30*time.Second, func(s StatusFile) bool {
+		p, _ := procOf(s, "heron-shell-1")
+		return p.Health == "unhealthy"
+	})
+	s := sw.wait(t, "heron-shell-1 restarted for its health", 30*time.Second, func(s StatusFile) bool {
+		p, _ := procOf(s, "heron-shell-1")
+		return p.Restarts >= 1
+	})
+	for _, p := range s.Processes {
+		if p.Name != "heron-shell-1" && p.Restarts != 0 {
+			t.Errorf("%s restarted %d times; only the unhealthy shell should", p.Name, p.Restarts)
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "heron-executor-1.stdout"))
+	if !strings.Contains(string(b), "heron-shell-1 is unhealthy") {
+		t.Errorf("executor log lacks the unhealthy line:\n%s", b)
+	}
+}
