@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -432,4 +434,53 @@ func TestMain(m *testing.M) {
 		}
 
 	}))
+}
+
+func TestEngineTriesTheNextMaster(t *testing.T) {
+	m := mesosmaster.Start(mesosmaster.Options{Agents: twoAgents()})
+	defer m.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := l.Addr().String()
+	l.Close()
+	r := startEngine(t, m, &MemoryStore{}, 1, func(c *EngineConfig) { c.Masters = []string{down, m.URL()} })
+	defer r.end(t)
+	if err := m.Wait(ctxT(t), runningN(1)); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.e.Status(); !strings.HasPrefix(s.Master, m.URL()) {
+		t.Errorf("master = %s, want %s", s.Master, m.URL())
+	}
+}
+
+func TestEngineStartsAfreshWhenTheFrameworkWasRemoved(t *testing.T) {
+	// The scheduler stays away longer than the failover timeout: Mesos
+	// removes the framework and its tasks, and refuses its id. The next
+	// scheduler registers a new framework and launches every container again.
+	m := mesosmaster.Start(mesosmaster.Options{Agents: twoAgents()})
+	defer m.Close()
+	store := &MemoryStore{}
+	short := func(c *EngineConfig) { c.FailoverTimeout = 50 * time.Millisecond }
+	r := startEngine(t, m, store, 2, short)
+	if err := m.Wait(ctxT(t), runningN(2)); err != nil {
+		t.Fatal(err)
+	}
+	old := m.Frameworks()[0].ID
+	r.end(t)
+	if err := m.Wait(ctxT(t), func(m *mesosmaster.Master) bool { return m.Removed(old) && len(live(m)) == 0 }); err != nil {
+		t.Fatal(err)
+	}
+	r = startEngine(t, m, store, 0, short)
+	defer r.end(t)
+	if err := m.Wait(ctxT(t), runningN(2)); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.e.Status(); s.FrameworkID == old || s.FrameworkID == "" {
+		t.Errorf("framework id %q after removal of %q, want a new one", s.FrameworkID, old)
+	}
+	if rec, _ := store.Load(context.Background()); rec == nil || rec.FrameworkID == old {
+		t.Errorf("saved framework id still the removed one")
+	}
 }
