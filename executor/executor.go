@@ -20,6 +20,8 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
+
+	"egret/fetcher"
 )
 
 // Options are the parts of an executor that are not Mesos' to say.
@@ -29,7 +31,8 @@ type Options struct {
 	Logger *log.Logger
 	// MaxFrame bounds one record of the SUBSCRIBE stream (default DefaultMaxFrame).
 	MaxFrame int
-	// Fetcher fetches the URIs of Heron container tasks; nil fails such tasks that have URIs.
+	// Fetcher fetches the URIs of Heron container tasks (default: egret's fetcher with the
+	// host's cache, $EGRET_CACHE_DIR).
 	Fetcher Fetcher
 }
 
@@ -45,6 +48,13 @@ func Run(ctx context.Context, cfg Config) error {
 func RunWith(ctx context.Context, cfg Config, opts Options) error {
 	_ = os.Unsetenv(EnvAuthToken)
 	cfg = cfg.withDefaults()
+	if opts.Fetcher == nil {
+		dir, err := fetcher.DefaultCacheDir()
+		if err != nil {
+			dir = "" // no cache: every task downloads its own copy
+		}
+		opts.Fetcher = NewFetcher(dir)
+	}
 	if opts.Logger == nil {
 		opts.Logger = log.New(os.Stderr, "egret executor: ", log.LstdFlags|log.Lmicroseconds)
 	}

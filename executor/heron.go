@@ -11,6 +11,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"egret/fetcher"
 	"egret/heron/container"
 )
 
@@ -174,4 +175,21 @@ func containerUp(s container.StatusFile) (bool, healthNow) {
 		return up, healthyNow
 	}
 	return up, unknownHealth
+}
+
+// cacheFetcher is the executor's Fetcher on egret's fetcher, with the host's cache.
+type cacheFetcher struct{ f *fetcher.Fetcher }
+
+// NewFetcher returns the default Fetcher: egret's fetcher with the cache in cacheDir
+// ("" fetches without a cache).
+func NewFetcher(cacheDir string) Fetcher {
+	return cacheFetcher{f: &fetcher.Fetcher{CacheDir: cacheDir}}
+}
+
+func (c cacheFetcher) Fetch(ctx context.Context, u TaskURI, dir string) error {
+	_, err := c.f.Fetch(ctx, fetcher.Request{
+		URI: u.URI, Checksum: u.Checksum, Dest: dir, Extract: u.Extract,
+		Executable: u.Executable, OutputFile: u.OutputFile, Cache: u.Cache,
+	})
+	return err
 }

@@ -1,6 +1,9 @@
 package executor_test
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,4 +103,44 @@ func heronFlags(topology string, shard int) []string {
 		"--shell-port=0",
 		"--metrics-manager-port=0",
 	}
+}
+
+// A URI that cannot be fetched, or whose checksum does not match, fails the task with a
+// message naming the URI and the reason.
+func TestHeronTaskBadFetch(t *testing.T) {
+	v := newEnv(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/heron-core.tar.gz" {
+			w.Write([]byte("not really a release"))
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	e := v.launch(mesosagent.ExecutorSpec{Env: []string{"EGRET_CACHE_DIR=" + filepath.Join(v.dir, "cache")}})
+	zero := "sha256:" + strings.Repeat("0", 64)
+	missing, err := executor.TaskData{Topology: "wc", Shard: 1, ExecutorFlags: heronFlags("wc", 1),
+		URIs: []executor.TaskURI{{URI: srv.URL + "/missing.tar.gz", Extract: true}}}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	badSum, err := executor.TaskData{Topology: "wc", Shard: 1, ExecutorFlags: heronFlags("wc", 1),
+		URIs: []executor.TaskURI{{URI: srv.URL + "/heron-core.tar.gz", Checksum: zero, Extract: true}}}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.LaunchTask(heronTask("missing", missing))
+	e.LaunchTask(heronTask("badsum", badSum))
+	st := v.waitState(e, "missing", mesos.TASK_FAILED)
+	if msg := st.GetMessage(); !strings.Contains(msg, "/missing.tar.gz") || !strings.Contains(msg, "404") {
+		t.Errorf("missing: message %q, want the URI and its 404", msg)
+	}
+	st = v.waitState(e, "badsum", mesos.TASK_FAILED)
+	if msg := st.GetMessage(); !strings.Contains(msg, "/heron-core.tar.gz") || !strings.Contains(msg, "checksum mismatch") {
+		t.Errorf("badsum: message %q, want the URI and the checksum mismatch", msg)
+	}
+	if err := v.waitExit(e); err != nil {
+		t.Fatalf("executor exit: %v", err)
+	}
+	noGenerated(t, e)
 }
