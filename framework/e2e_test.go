@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"egret/heron/model"
 	"egret/heron/statemgr"
 	"egret/test/mesosmaster"
 
@@ -91,6 +93,20 @@ func TestMesosRealExecutors(t *testing.T) {
 	for _, ct := range v.Containers {
 		if ct.State != "TASK_RUNNING" {
 			t.Errorf("container %d: %s %s", ct.Container, ct.State, ct.Message)
+		}
+	}
+	if out := c.ok("list", c.target); !strings.Contains(out, "wc") {
+		t.Errorf("list = %q, want wc", out)
+	}
+	// deactivate and activate reach the topology manager, which rewrites the physical plan.
+	for _, step := range []struct {
+		cmd  string
+		want model.TopologyState
+	}{{"deactivate", model.TopologyState_PAUSED}, {"activate", model.TopologyState_RUNNING}} {
+		c.ok(step.cmd, c.target, "wc")
+		pp, err := statemgr.PhysicalPlan(ctx, sm, "wc")
+		if err != nil || pp.GetTopology().GetState() != step.want {
+			t.Errorf("after %s: physical plan state %v (%v), want %v", step.cmd, pp.GetTopology().GetState(), err, step.want)
 		}
 	}
 	tasks := live(c.m)
