@@ -95,6 +95,22 @@ func TestMesosRealExecutors(t *testing.T) {
 			t.Errorf("container %d: %s %s", ct.Container, ct.State, ct.Message)
 		}
 	}
+	// update to 3 containers: container 3's task joins, the physical plan follows.
+	c.ok("update", c.target, "wc", "--container-number", "3")
+	if err := c.m.Wait(ctx, runningN(4)); err != nil {
+		t.Fatalf("%v\nstatus: %+v", err, c.status("wc"))
+	}
+	for {
+		pp, err := statemgr.PhysicalPlan(ctx, sm, "wc")
+		if err == nil && len(pp.GetStmgrs()) == 3 {
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("no physical plan with 3 stream managers after update: %v\nstatus: %+v", err, c.status("wc"))
+		}
+	}
 	if out := c.ok("list", c.target); !strings.Contains(out, "wc") {
 		t.Errorf("list = %q, want wc", out)
 	}
