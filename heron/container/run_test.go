@@ -339,10 +339,13 @@ func testExecutorSIGTERM(t *testing.T, sm testState) {
 	sm.setPlan(t, "wc", wcPlan("p", []InstancePlan{{"word", 1, 0}, {"count", 3, 0}}, nil))
 	dir := sandbox(t, release, "wc")
 	// One daemon ignores SIGTERM: it gets SIGKILL after the 3 s grace.
-	os.WriteFile(filepath.Join(dir, "heron-sim-faults.txt"), []byte("metricsmgr-1 hang after=0s\n"), 0o644)
-	cmd, done := runExecutor(t, dir, shardArgs(1, "wc", sm.conn(), sm.root(), freePorts(t, 9)))
+	os.WriteFile(filepath.Join(dir, "heron-sim-faults.txt"), []byte("metricsmgr-1 hang\n"), 0o644)
+	cmd, done := runExecutor(t, dir, shardArgs(1, "wc", sm.conn(), sm.root(), freePorts(t, 9), "--health-interval=100ms"))
 	st := waitStatusFile(t, filepath.Join(dir, StatusFileName(1)), 60*time.Second, func(s *StatusFile) bool {
-		return allRunning(*s, "stmgr-1", "metricsmgr-1", "container_1_word_1", "container_1_count_3", "heron-shell-1")
+		// metricsmgr-1 healthy: its port is bound, so it already ignores SIGTERM.
+		p, _ := procOf(*s, "metricsmgr-1")
+		return p.Health == "healthy" &&
+			allRunning(*s, "stmgr-1", "metricsmgr-1", "container_1_word_1", "container_1_count_3", "heron-shell-1")
 	})
 	start := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -407,9 +410,9 @@ func testCrashLoop(t *testing.T, sm testState) {
 	}
 }
 
-func TestLifecycleLocal(t *testing.T)       { testContainerLifecycle(t, localTestState(t)) }
-func TestExecutorSIGTERMLocal(t *testing.T) { testExecutorSIGTERM(t, localTestState(t)) }
-func TestCrashLoopLocal(t *testing.T)       { testCrashLoop(t, localTestState(t)) }
+func TestLifecycleLocal(t *testing.T)       { t.Parallel(); testContainerLifecycle(t, localTestState(t)) }
+func TestExecutorSIGTERMLocal(t *testing.T) { t.Parallel(); testExecutorSIGTERM(t, localTestState(t)) }
+func TestCrashLoopLocal(t *testing.T)       { t.Parallel(); testCrashLoop(t, localTestState(t)) }
 
 // TestDryRunAsHeronExecutor runs the release's heron-core/bin/heron-executor
 // (egret under Heron's name) with --dry-run: it prints the processes as JSON
@@ -474,13 +477,14 @@ func httpPost(t *testing.T, url string) int {
 	return resp.StatusCode
 }
 
-func TestLifecycleZK(t *testing.T)       { testContainerLifecycle(t, zkTestState(t)) }
-func TestExecutorSIGTERMZK(t *testing.T) { testExecutorSIGTERM(t, zkTestState(t)) }
-func TestCrashLoopZK(t *testing.T)       { testCrashLoop(t, zkTestState(t)) }
+func TestLifecycleZK(t *testing.T)       { t.Parallel(); testContainerLifecycle(t, zkTestState(t)) }
+func TestExecutorSIGTERMZK(t *testing.T) { t.Parallel(); testExecutorSIGTERM(t, zkTestState(t)) }
+func TestCrashLoopZK(t *testing.T)       { t.Parallel(); testCrashLoop(t, zkTestState(t)) }
 
 // TestUnhealthyShellRestarted: a heron-shell failing /health is restarted
 // after three failed checks.
 func TestUnhealthyShellRestarted(t *testing.T) {
+	t.Parallel()
 	_, release := testBinaries(t)
 	sm := localTestState(t)
 	sm.setTopology(t, "wc")

@@ -121,6 +121,13 @@ func startDaemon(ctx context.Context, name string) (*daemon, error) {
 				os.Exit(code)
 			})
 		case "hang":
+			if f.after == 0 {
+				// At once, before the ports are bound: whoever sees them
+				// bound knows SIGTERM is already ignored.
+				signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
+				fmt.Printf("%s: injected hang: ignoring SIGTERM\n", name)
+				continue
+			}
 			time.AfterFunc(f.after, func() {
 				fmt.Printf("%s: injected hang\n", name)
 				signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
