@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"egret/heron/container"
 	"egret/heron/model"
 	"egret/proc"
 
@@ -216,9 +217,13 @@ func (d *daemon) command(c int, ports []int) (proc.Spec, error) {
 	d.planMu.Lock()
 	plan := d.plan
 	d.planMu.Unlock()
-	f := d.settings.executorFlags(d.li, plan, c, ports)
+	args := d.settings.executorFlags(d.li, plan, c, ports).Args()
+	// The executor would refuse them in a restart loop: refuse them here, once.
+	if _, err := container.ParseFlags(args); err != nil {
+		return proc.Spec{}, fmt.Errorf("executor flags of container %d: %w", c, err)
+	}
 	return proc.Spec{
-		Argv: append([]string{d.opts.Egret, "heron-executor"}, f.Args()...),
+		Argv: append([]string{d.opts.Egret, "heron-executor"}, args...),
 		Dir:  dir,
 		Logs: proc.LogPolicy{Stdout: d.wd.executorLog(c), Stderr: d.wd.executorLog(c)},
 	}, nil

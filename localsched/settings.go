@@ -247,6 +247,8 @@ func (s settings) executorFlags(li launchInfo, plan *model.PackingPlan, c int, p
 		BackoffMin:                    container.DefaultBackoffMin,
 		BackoffMax:                    container.DefaultBackoffMax,
 		StopGrace:                     s.executorStopGrace(),
+		HealthInterval:                container.DefaultHealthInterval,
+		HealthGrace:                   container.DefaultHealthGrace,
 	}
 }
 
