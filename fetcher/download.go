@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -243,6 +244,14 @@ func transient(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, context.DeadlineExceeded) {
 		return true
+	}
+	// A local file system error (disk full, read-only, permission) is not the
+	// network's: retrying cannot help. *fs.PathError has Timeout, so without
+	// this a full disk was retried as a net.Error until the deadline and then
+	// reported as "context deadline exceeded" (found by make chaos).
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return false
 	}
 	var ne net.Error
 	return errors.As(err, &ne)
