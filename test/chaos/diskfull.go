@@ -100,6 +100,10 @@ func treeDigest(root string) (map[string]string, error) {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
+		// Lock files are the cache's by design: empty, kept, and not content.
+		if strings.HasSuffix(rel, ".lock") {
+			return nil
+		}
 		switch {
 		case d.Type().IsRegular():
 			b, err := os.ReadFile(p)
@@ -332,15 +336,54 @@ func (s *scen) failedFetch(ctx context.Context, cache, limit, disk, uri string, 
 	}
 	after, _ := treeDigest(disk)
 	delete(after, filepath.Base(dest)) // an empty destination directory is no release
+	cacheRel, _ := filepath.Rel(disk, cache)
+	if kept := wholeDownload(after, cacheRel, a); kept != "" {
+		s.logf("the download itself is kept in the cache, whole (its digest checked): %s", kept)
+	}
 	if d := diffTrees(diskBefore, after); d != "" {
 		s.failf("fetch of %s left files behind on the full disk: %s", a.name, d)
 	}
 	if cacheAfter, err := treeDigest(cache); err != nil {
 		s.failf("read the cache after the failed fetch of %s: %v", a.name, err)
-	} else if d := diffTrees(cacheBefore, cacheAfter); d != "" {
-		s.failf("the failed fetch of %s changed the cache: %s", a.name, d)
+	} else {
+		wholeDownload(cacheAfter, ".", a)
+		if d := diffTrees(cacheBefore, cacheAfter); d != "" {
+			s.failf("the failed fetch of %s changed the cache: %s", a.name, d)
+		}
 	}
 	os.RemoveAll(dest)
+}
+
+// wholeDownload removes from a tree digest a cache entry that holds exactly the
+// artifact's complete download (a blob whose digest is the artifact's, and its
+// metadata) and nothing extracted: a verified download is no partial release. It
+// returns the entry's path, or "".
+func wholeDownload(tree map[string]string, cacheRel string, a artifact) string {
+	for p, sum := range tree {
+		if filepath.Base(p) != "blob" || sum != a.sha256() {
+			continue
+		}
+		entry := filepath.Dir(p)
+		if rel, err := filepath.Rel(cacheRel, entry); err != nil || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		for q := range tree {
+			if q == entry || strings.HasPrefix(q, entry+"/") {
+				switch filepath.Base(q) {
+				case "blob", "meta.json", filepath.Base(entry):
+				default:
+					return "" // something else (an extracted tree?) is there: leave it to the diff
+				}
+			}
+		}
+		for q := range tree {
+			if q == entry || strings.HasPrefix(q, entry+"/") {
+				delete(tree, q)
+			}
+		}
+		return entry
+	}
+	return ""
 }
 
 // writeZeros writes a file of n zero bytes.
