@@ -29,6 +29,9 @@ func newLogSink(stdout, stderr string, maxSize int64, maxFiles int) *logSink {
 			ls.streams[i] = &rotFile{path: p, max: maxSize, keep: maxFiles}
 		}
 	}
+	if stdout != "" && filepath.Clean(stdout) == filepath.Clean(stderr) {
+		ls.streams[1] = ls.streams[0] // one file for both: one size, one rotation
+	}
 	return ls
 }
 

@@ -569,3 +569,22 @@ func TestSnapshotHoldsNoDescriptors(t *testing.T) {
 		t.Errorf("pidfds after 100 snapshots = %d, before = %d; want no growth", after, before)
 	}
 }
+
+func TestSharedLogFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "both.log")
+	sp := helperSpec(t, "both", "exit", "0", "hello")
+	sp.Restart.Mode = RestartNever
+	sp.Logs = LogPolicy{Stdout: path, Stderr: path, MaxSize: 1 << 20, MaxFiles: 1}
+	s := New(Options{Specs: []Spec{sp}})
+	events, cancel := s.Subscribe()
+	defer cancel()
+	run(t, s)
+	waitEvent(t, events, 10*time.Second, is(EventExited, "both"))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); !strings.Contains(got, "hello\n") || !strings.Contains(got, "err: hello\n") {
+		t.Errorf("shared log file holds %q, want both streams", got)
+	}
+}
