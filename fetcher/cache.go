@@ -148,7 +148,7 @@ func (f *Fetcher) fetchLocked(ctx context.Context, req Request, src source, key 
 	}
 	res := Result{Digest: e.Digest, Bytes: e.Bytes, CacheHit: hit}
 	format := FormatOf(e.Name)
-	if req.Extract && format != FormatNone {
+	if extracts(req) && format != FormatNone {
 		tree := filepath.Join(dir, "tree")
 		if _, err := os.Stat(tree); err != nil {
 			res.CacheHit = false

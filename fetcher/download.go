@@ -76,7 +76,9 @@ var transport = &http.Transport{
 }
 
 // hashingTracker is go-getter's progress listener: it reports bytes and hashes
-// the body as it streams, so a download is read once.
+// the body as it streams, so a download is read once. Hashing runs on its own
+// goroutine (chunks handed over by channel), so the digest costs no time on
+// the path from socket to file.
 type hashingTracker struct {
 	f     *Fetcher
 	uri   string
@@ -84,12 +86,38 @@ type hashingTracker struct {
 	n     int64
 	total int64
 	used  bool
+	// chunks carries copies of the body to the hashing goroutine; done is
+	// closed when it has hashed the last one.
+	chunks chan []byte
+	done   chan struct{}
+	pool   sync.Pool
 }
 
 func (t *hashingTracker) TrackProgress(_ string, current, total int64, stream io.ReadCloser) io.ReadCloser {
+	t.finish()            // a second body (never with DoNotCheckHeadFirst) restarts the count
 	t.used = current == 0 // a resumed range would hash only a part
 	t.total = total
+	t.n = 0
+	t.h.Reset()
+	t.chunks = make(chan []byte, 64)
+	t.done = make(chan struct{})
+	go func(chunks <-chan []byte, done chan<- struct{}) {
+		defer close(done)
+		for c := range chunks {
+			t.h.Write(c)
+			t.pool.Put(c[:0]) //nolint:staticcheck // slices are what the pool holds
+		}
+	}(t.chunks, t.done)
 	return &trackedBody{t: t, rc: stream}
+}
+
+// finish waits until every byte read so far is hashed; safe to call twice.
+func (t *hashingTracker) finish() {
+	if t.chunks != nil {
+		close(t.chunks)
+		<-t.done
+		t.chunks = nil
+	}
 }
 
 type trackedBody struct {
@@ -100,7 +128,11 @@ type trackedBody struct {
 func (b *trackedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 {
-		b.t.h.Write(p[:n])
+		c, _ := b.t.pool.Get().([]byte)
+		if cap(c) < n {
+			c = make([]byte, 0, max(n, 64<<10))
+		}
+		b.t.chunks <- append(c[:0], p[:n]...)
 		b.t.n += int64(n)
 		b.t.f.report(b.t.uri, "download", b.t.n, b.t.total)
 	}
@@ -181,7 +213,9 @@ func (f *Fetcher) downloadOnce(ctx context.Context, src source, dst string) (dow
 		DisableSymlinks:  true,
 	}
 	f.report(src.uri, "download", 0, -1)
-	if err := c.Get(); err != nil {
+	err := c.Get()
+	tracker.finish()
+	if err != nil {
 		if a := rec.answer(); a != nil {
 			return downloaded{}, a
 		}

@@ -41,9 +41,11 @@ type Request struct {
 	// Extract unpacks an archive into Dest (entries are placed directly in Dest).
 	// A file that is not an archive is placed as it is.
 	Extract bool
-	// Executable makes a non-extracted file executable.
+	// Executable places the file as it is with mode 0755; as in Mesos, it
+	// overrides Extract.
 	Executable bool
-	// OutputFile names the file in Dest (default: the last element of the URI's path).
+	// OutputFile names the file in Dest (default: the last element of the URI's
+	// path); a name leaving Dest (absolute, "..") is refused.
 	OutputFile string
 	// Cache keeps the artifact in the host's cache and serves later requests from it.
 	Cache bool
@@ -245,6 +247,9 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request) (Result, error) {
 	if req.Dest == "" {
 		return Result{}, &Error{URI: req.URI, Err: errors.New("no destination directory")}
 	}
+	if req.OutputFile != "" && !filepath.IsLocal(req.OutputFile) {
+		return Result{}, &Error{URI: req.URI, Err: fmt.Errorf("output file %q leaves the destination directory", req.OutputFile)}
+	}
 	deadline := f.Deadline
 	if deadline <= 0 {
 		deadline = 10 * time.Minute
@@ -293,7 +298,7 @@ func (f *Fetcher) fetchDirect(ctx context.Context, req Request, src source) (Res
 		return Result{}, err
 	}
 	res := Result{Digest: dl.digest, Bytes: dl.size}
-	if format := FormatOf(src.name); req.Extract && format != FormatNone {
+	if format := FormatOf(src.name); extracts(req) && format != FormatNone {
 		tree := filepath.Join(tmp, "tree")
 		f.report(src.uri, "extract", 0, -1)
 		if err := extract(ctx, blob, tree, format, f.limits(), false); err != nil {
@@ -323,13 +328,16 @@ func (f *Fetcher) fetchDirect(ctx context.Context, req Request, src source) (Res
 	return res, nil
 }
 
+// extracts tells whether a request unpacks its archive: as in Mesos, an
+// executable file is placed as it is whatever extract says.
+func extracts(req Request) bool { return req.Extract && !req.Executable }
+
+// outputPath is where a non-extracted file goes; parse has checked that
+// OutputFile stays inside Dest.
 func outputPath(req Request, src source) string {
 	name := req.OutputFile
 	if name == "" {
 		name = src.name
-	}
-	if filepath.IsAbs(name) {
-		return name
 	}
 	return filepath.Join(req.Dest, name)
 }
