@@ -34,16 +34,9 @@ func (d *daemon) restart(ctx context.Context, topology string, container int) er
 	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
-	targets := d.execs.containers()
-	if container >= 0 {
-		found := false
-		for _, c := range targets {
-			found = found || c == container
-		}
-		if !found {
-			return fmt.Errorf("restart %s: no container %d (containers: %v)", topology, container, targets)
-		}
-		targets = []int{container}
+	targets, err := restartTargets(d.execs.containers(), container)
+	if err != nil {
+		return fmt.Errorf("restart %s: %w", topology, err)
 	}
 	var errs []error
 	for _, c := range targets {
@@ -52,6 +45,21 @@ func (d *daemon) restart(ctx context.Context, topology string, container int) er
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// restartTargets picks the containers a restart request names: -1 is all of
+// them, as in Heron's RestartTopologyRequest; any other negative index is an
+// error (it used to restart every container; found by make chaos).
+func restartTargets(containers []int, container int) ([]int, error) {
+	if container == -1 {
+		return containers, nil
+	}
+	for _, c := range containers {
+		if c == container {
+			return []int{container}, nil
+		}
+	}
+	return nil, fmt.Errorf("no container %d (containers: %v, or -1 for all)", container, containers)
 }
 
 func (d *daemon) checkName(topology string) error {
