@@ -88,7 +88,9 @@ func New(opts Options) (*Container, error) {
 	if host == "" {
 		host = DetectHost()
 	}
-	c := &Container{opts: opts, f: opts.Flags, dir: dir, logging: lg, host: host, env: env, log: opts.Log,
+	f := *opts.Flags
+	f.applyDefaults()
+	c := &Container{opts: opts, f: &f, dir: dir, logging: lg, host: host, env: env, log: opts.Log,
 		running: map[string][]string{}}
 	c.status = StatusFile{
 		FormatVersion: StatusFormatVersion,

@@ -432,19 +432,21 @@ func (f *Flags) Args() []string {
 	if f.DryRun {
 		a = append(a, "--dry-run")
 	}
-	if f.RestartBudget != DefaultRestartBudget {
-		a = append(a, fmt.Sprintf("--restart-budget=%d/%s", f.RestartBudget.Restarts, f.RestartBudget.Window))
+	// egret's own flags: zero values mean the defaults, so a Flags built
+	// field by field renders only what its author set.
+	if b := f.RestartBudget; b.Window > 0 && b != DefaultRestartBudget {
+		a = append(a, fmt.Sprintf("--restart-budget=%d/%s", b.Restarts, b.Window))
 	}
-	if f.BackoffMin != DefaultBackoffMin || f.BackoffMax != DefaultBackoffMax {
+	if f.BackoffMax > 0 && (f.BackoffMin != DefaultBackoffMin || f.BackoffMax != DefaultBackoffMax) {
 		a = append(a, fmt.Sprintf("--restart-backoff=%s/%s", f.BackoffMin, f.BackoffMax))
 	}
-	if f.StopGrace != DefaultStopGrace {
+	if f.StopGrace > 0 && f.StopGrace != DefaultStopGrace {
 		a = append(a, "--stop-grace="+f.StopGrace.String())
 	}
-	if f.HealthInterval != DefaultHealthInterval {
+	if f.HealthInterval > 0 && f.HealthInterval != DefaultHealthInterval {
 		a = append(a, "--health-interval="+f.HealthInterval.String())
 	}
-	if f.HealthGrace != DefaultHealthGrace {
+	if f.HealthGrace > 0 && f.HealthGrace != DefaultHealthGrace {
 		a = append(a, "--health-grace="+f.HealthGrace.String())
 	}
 	return a
@@ -537,4 +539,27 @@ func formatRAMMap(m map[string]int64) string {
 		parts = append(parts, k+":"+strconv.FormatInt(m[k], 10))
 	}
 	return strings.Join(parts, ",")
+}
+
+// applyDefaults fills egret's own settings left zero (a Flags built field by
+// field rather than parsed).
+func (f *Flags) applyDefaults() {
+	if f.RestartBudget.Window <= 0 {
+		f.RestartBudget = DefaultRestartBudget
+	}
+	if f.BackoffMax <= 0 {
+		f.BackoffMin, f.BackoffMax = DefaultBackoffMin, DefaultBackoffMax
+	}
+	if f.StopGrace <= 0 {
+		f.StopGrace = DefaultStopGrace
+	}
+	if f.HealthInterval <= 0 {
+		f.HealthInterval = DefaultHealthInterval
+	}
+	if f.HealthGrace <= 0 {
+		f.HealthGrace = DefaultHealthGrace
+	}
+	if f.MetricsCacheManagerMode == "" {
+		f.MetricsCacheManagerMode = "disabled"
+	}
 }

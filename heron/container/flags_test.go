@@ -155,3 +155,20 @@ func TestParseFlagsErrors(t *testing.T) {
 		}
 	}
 }
+
+// A Flags built field by field (as the schedulers do) renders a command line
+// that parses, with egret's defaults for what was left zero.
+func TestArgsOfHandBuiltFlags(t *testing.T) {
+	f, err := ParseFlags(exampleArgs("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.RestartBudget, f.BackoffMin, f.BackoffMax, f.StopGrace, f.HealthInterval, f.HealthGrace = Budget{}, 0, 0, 0, 0, 0
+	g, err := ParseFlags(f.Args())
+	if err != nil {
+		t.Fatalf("ParseFlags(Args()) of zero egret settings: %v", err)
+	}
+	if g.RestartBudget != DefaultRestartBudget || g.StopGrace != DefaultStopGrace || g.HealthInterval != DefaultHealthInterval {
+		t.Errorf("defaults not applied: %+v", g)
+	}
+}

@@ -492,7 +492,7 @@ func TestUnhealthyShellRestarted(t *testing.T) {
 	dir := sandbox(t, release, "wc")
 	os.WriteFile(filepath.Join(dir, "heron-sim-faults.txt"), []byte("heron-shell-1 unhealthy\n"), 0o644)
 	f, err := ParseFlags(shardArgs(1, "wc", sm.conn(), sm.root(), freePorts(t, 9),
-		"--health-interval=100ms", "--health-grace=0s", "--restart-budget=100/1m"))
+		"--health-interval=100ms", "--health-grace=1ms", "--restart-budget=100/1m"))
 	if err != nil {
 		t.Fatal(err)
 	}
