@@ -66,6 +66,12 @@ func (s statePlans) WatchPackingPlan(ctx context.Context, topology string) (<-ch
 			if err != nil {
 				continue // unreachable store: the next change signal retries
 			}
+			if pp != nil && (pp.GetId() == "" || len(pp.GetContainerPlans()) == 0) {
+				// A damaged node can decode to a plan without id or containers;
+				// applying it would stop every process of the container (found
+				// by make chaos). Keep the current plan.
+				continue
+			}
 			if (pp == nil) == (cur == nil) && (pp == nil || proto.Equal(pp, cur)) {
 				continue
 			}
