@@ -255,7 +255,12 @@ func (t *topo) killAndCheck(ctx context.Context) {
 	// (given a moment for the kernel to finish tearing exited processes down).
 	var left []int
 	_ = waitFor(kctx, 2*time.Second, 100*time.Millisecond, func() error {
-		left = t.s.procs.ours()
+		left = nil
+		for _, pid := range t.s.procs.ours() {
+			if t.s.exempt == nil || !t.s.exempt(pid) {
+				left = append(left, pid)
+			}
+		}
 		if len(left) > 0 {
 			return fmt.Errorf("left")
 		}

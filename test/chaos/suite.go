@@ -44,6 +44,9 @@ type scen struct {
 	procs    *tracker
 	rand     *rand.Rand
 	findings []string
+	// exempt marks processes the scenario runs for itself (its ZooKeeper), which
+	// outlive the topology on purpose.
+	exempt func(pid int) bool
 }
 
 // logf prints what the scenario did or saw.
