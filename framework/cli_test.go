@@ -123,10 +123,11 @@ func newMesosCluster(t *testing.T, launcher mesosmaster.Launcher, master, zkAddr
 	c := &mesosCluster{t: t, home: home, egret: egretBinary(t), zk: zkAddr}
 	if master == "" {
 		c.m = mesosmaster.Start(mesosmaster.Options{Standby: true, Launcher: launcher, Heartbeat: time.Second, Agents: []mesosmaster.Agent{
-			// The agents share this host, so their port ranges must not overlap;
-			// agent-2's are fragmented.
-			{ID: "agent-1", Hostname: "host1", Resources: mesosmaster.Resources(8, 16384, 50000, 35000, 35999)},
-			{ID: "agent-2", Hostname: "host2", Resources: mesosmaster.Resources(8, 16384, 50000, 36000, 36004, 36100, 36101, 36200, 36999)},
+			// The agents share this host, so their port ranges must not overlap,
+			// and stay below the kernel's ephemeral range (32768 and up), which
+			// other processes' connections take from; agent-2's are fragmented.
+			{ID: "agent-1", Hostname: "host1", Resources: mesosmaster.Resources(8, 16384, 50000, 23000, 23999)},
+			{ID: "agent-2", Hostname: "host2", Resources: mesosmaster.Resources(8, 16384, 50000, 24000, 24004, 24100, 24101, 24200, 24999)},
 		}})
 		t.Cleanup(c.m.Close)
 		master = c.m.URL()

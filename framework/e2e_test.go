@@ -86,6 +86,7 @@ func TestMesosRealExecutors(t *testing.T) {
 		select {
 		case <-changed:
 		case <-ctx.Done():
+			dumpSandboxes(t, x.Root)
 			t.Fatalf("no physical plan with 2 stream managers: %v\nstatus: %+v", err, c.status("wc"))
 		}
 	}
@@ -108,6 +109,7 @@ func TestMesosRealExecutors(t *testing.T) {
 		select {
 		case <-changed:
 		case <-ctx.Done():
+			dumpSandboxes(t, x.Root)
 			t.Fatalf("no physical plan with 3 stream managers after update: %v\nstatus: %+v", err, c.status("wc"))
 		}
 	}
@@ -144,4 +146,21 @@ func TestMesosRealExecutors(t *testing.T) {
 			t.Errorf("state %s after kill: %v", k, names)
 		}
 	}
+}
+
+// dumpSandboxes logs the end of every log in the agents' sandboxes.
+func dumpSandboxes(t *testing.T, root string) {
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.Contains(p, "heron-core") {
+			return nil
+		}
+		if n := d.Name(); n == "stdout" || n == "stderr" || strings.HasSuffix(n, ".stdout") || strings.HasSuffix(n, ".log") || strings.HasSuffix(n, ".log.0") || strings.HasSuffix(n, ".INFO") {
+			b, _ := os.ReadFile(p)
+			if len(b) > 3000 {
+				b = b[len(b)-3000:]
+			}
+			t.Logf("== %s\n%s", p, b)
+		}
+		return nil
+	})
 }
