@@ -156,7 +156,6 @@ func malformedState(ctx context.Context, s *scen) error {
 		s.failf("with the packing plan restored: %v", err)
 	}
 
-
 	// 2. The physical plan and the topology manager's location: the commands that
 	// read them must answer with a clear error or a degraded status, never crash.
 	for _, kind := range []string{"pplans", "tmanagers", "executionstate"} {
