@@ -18,6 +18,7 @@ func spec(t *testing.T) string {
 const wc = "wordcount"
 
 func TestLocalLifecycle(t *testing.T) {
+	t.Parallel()
 	lifecycle(t, newCluster(t, "local"))
 }
 
@@ -162,6 +163,7 @@ func awaitGone(t *testing.T, pid int) {
 // TestKillHalfGoneState: the scheduler is dead and the packing plan and
 // scheduler location are gone; kill still stops everything and cleans up.
 func TestKillHalfGoneState(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, "local")
 	c.ok("submit", c.name, wordCountPackage(t, 3))
 	c.killOnFailure(wc)
@@ -187,6 +189,7 @@ func TestKillHalfGoneState(t *testing.T) {
 
 // TestBadInput: each mistake gets a clear message and leaves nothing behind.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, "local")
 	dir := t.TempDir()
 	badSpec := filepath.Join(dir, "bad.yaml")
@@ -214,6 +217,7 @@ func TestBadInput(t *testing.T) {
 
 // TestLocalZKLifecycle runs the same lifecycle with the state in a real ZooKeeper.
 func TestLocalZKLifecycle(t *testing.T) {
+	t.Parallel()
 	zk := zktest.Start(t)
 	lifecycle(t, newCluster(t, "localzk",
 		"heron.statemgr.connection.string="+zk.Addr(),
