@@ -200,7 +200,7 @@ func (f *Fetcher) fill(ctx context.Context, src source, key string) (Entry, erro
 		return Entry{}, err
 	}
 	defer os.RemoveAll(tmp)
-	dl, err := f.download(ctx, src, filepath.Join(tmp, "blob"))
+	dl, err := f.download(ctx, src, filepath.Join(tmp, "blob"), true)
 	if err != nil {
 		return Entry{}, err
 	}

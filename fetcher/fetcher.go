@@ -53,10 +53,13 @@ type Request struct {
 
 // Result says what a Fetch did.
 type Result struct {
-	Path     string // the file placed, or Dest for an extracted archive
-	Digest   string // "sha256:HEX" of the downloaded artifact (or the given checksum's type)
-	Bytes    int64  // size of the downloaded artifact
-	CacheHit bool   // served from the cache: no download, no extraction
+	Path string // the file placed, or Dest for an extracted archive
+	// Digest is "TYPE:HEX" of the downloaded artifact (the given checksum's type,
+	// else sha256); empty for an uncached fetch with no checksum, where nothing
+	// needs it.
+	Digest   string
+	Bytes    int64 // size of the downloaded artifact
+	CacheHit bool  // served from the cache: no download, no extraction
 }
 
 // Progress reports the bytes of one step.
@@ -293,7 +296,7 @@ func (f *Fetcher) fetchDirect(ctx context.Context, req Request, src source) (Res
 	}
 	defer os.RemoveAll(tmp)
 	blob := filepath.Join(tmp, src.name)
-	dl, err := f.download(ctx, src, blob)
+	dl, err := f.download(ctx, src, blob, false)
 	if err != nil {
 		return Result{}, err
 	}

@@ -58,7 +58,11 @@ func fetchCommands() []*cli.Command {
 				if res.CacheHit {
 					how = "from the cache"
 				}
-				fmt.Fprintf(os.Stdout, "%s: %s (%d bytes, %s)\n", res.Path, res.Digest, res.Bytes, how)
+				digest := res.Digest
+				if digest == "" {
+					digest = "not verified"
+				}
+				fmt.Fprintf(os.Stdout, "%s: %s (%d bytes, %s)\n", res.Path, digest, res.Bytes, how)
 				return nil
 			},
 		},
