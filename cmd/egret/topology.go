@@ -210,8 +210,8 @@ func configFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "config-path", Usage: "directory holding one configuration directory per cluster (default: egret's embedded configuration)"},
 		&cli.GenericFlag{Name: "config-property", Value: &repeated{}, Usage: "override a configuration key: `KEY=VALUE` (repeatable; values may contain commas)"},
-		&cli.GenericFlag{Name: "config-file", Value: &repeated{}, Usage: "extra YAML configuration `FILE` read after the cluster's (repeatable)"},
-		&cli.StringFlag{Name: "config-loader", Usage: "configuration loader: a `PROGRAM` whose YAML output is merged in"},
+		&cli.GenericFlag{Name: "config-file", Value: &repeated{}, Usage: "a flat configuration `FILE` (one key:value a line, as Heron's first Mesos guide writes it), read over the cluster's"},
+		&cli.StringFlag{Name: "config-loader", Usage: "the configuration `LOADER` for --config-file, by Heron class name (org.apache.heron.scheduler.mesos.MesosConfigLoader) or short name (mesos, local, localzk)"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more of what happens"},
 	}
 }
