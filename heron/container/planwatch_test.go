@@ -33,12 +33,12 @@ func TestWatchIgnoresEmptyPlan(t *testing.T) {
 	if p := <-ch; p == nil || p.ID != "p1" {
 		t.Fatalf("first plan = %+v, want p1", p)
 	}
-	// Half a plan, and a plan without containers.
+	// An emptied node, half a plan, and a plan without containers.
 	half, err := proto.Marshal(planToModel(one))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, raw := range [][]byte{half[:len(half)/2]} {
+	for _, raw := range [][]byte{nil, half[:len(half)/2]} {
 		if err := sm.Set(ctx, statemgr.PackingPlans, "t", raw); err != nil {
 			t.Fatal(err)
 		}

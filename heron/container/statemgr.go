@@ -66,6 +66,12 @@ func (s statePlans) WatchPackingPlan(ctx context.Context, topology string) (<-ch
 			if err != nil {
 				continue // unreachable store: the next change signal retries
 			}
+			if pp == nil && cur != nil {
+				// The node vanished or was emptied under a running container:
+				// a kill stops the container itself, so do not stop every
+				// process on a damaged node (found by make chaos).
+				continue
+			}
 			if pp != nil && (pp.GetId() == "" || len(pp.GetContainerPlans()) == 0) {
 				// A damaged node can decode to a plan without id or containers;
 				// applying it would stop every process of the container (found
