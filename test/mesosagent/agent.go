@@ -166,10 +166,10 @@ func (a *Agent) SetRecovering(on bool) {
 func (a *Agent) Recovered() {
 	a.mu.Lock()
 	a.recovering = false
-	var pending []*Executor
+	pending := map[*Executor]int{} // executor → its subscriptions before recovery ended
 	for _, e := range a.executors {
 		if !e.subscribed && e.everSubscribed && !e.exited {
-			pending = append(pending, e)
+			pending[e] = len(e.subs)
 		}
 	}
 	a.mu.Unlock()
@@ -177,9 +177,9 @@ func (a *Agent) Recovered() {
 		return
 	}
 	time.AfterFunc(a.opts.ReregistrationTimeout, func() {
-		for _, e := range pending {
+		for e, n := range pending {
 			a.mu.Lock()
-			late := !e.subscribed && !e.exited
+			late := len(e.subs) == n && !e.exited
 			a.mu.Unlock()
 			if late {
 				a.opts.Logf("executor %s did not re-subscribe in time; destroying it", e.id)
