@@ -138,7 +138,15 @@ func malformedState(ctx context.Context, s *scen) error {
 			}
 			return fmt.Errorf("keep watching")
 		})
-		if gone := unchanged(before); len(gone) > 0 && bad.decodes {
+		// Heron's topology manager exits whenever its packing-plan node changes, and
+		// the simulated one does the same: its restart is by design.
+		var gone []string
+		for _, g := range unchanged(before) {
+			if !strings.Contains(g, "heron-tmanager") {
+				gone = append(gone, g)
+			}
+		}
+		if len(gone) > 0 && bad.decodes {
 			// Heron's format has no checksum: a cut that still decodes is a plan.
 			s.logf("packing plan replaced by %s, which still decodes: applied as a plan change (%d processes replaced)", bad.what, len(gone))
 		} else if len(gone) > 0 {
