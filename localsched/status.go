@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"egret/heron/model"
+
+	"egret/sandbox"
 )
 
 // TopologyStatus is the JSON of `egret status --json` and of the daemon's GET /status.
@@ -61,7 +62,7 @@ func containerStatus(wd workdir, v executorView) ContainerStatus {
 
 // statusFile is the executor's status file in container c's sandbox.
 func statusFile(wd workdir, c int) string {
-	return filepath.Join(wd.container(c), "egret-status-"+strconv.Itoa(c)+".json")
+	return filepath.Join(wd.container(c), sandbox.StatusFileName(c))
 }
 
 // topologyState reads the topology's state from its physical plan.

@@ -60,9 +60,11 @@ func (s *Sandbox) ExecutorStdout(shard int) string {
 }
 
 // StatusFile is egret's status file for a shard.
-func (s *Sandbox) StatusFile(shard int) string {
-	return filepath.Join(s.root, "egret-status-"+strconv.Itoa(shard)+".json")
-}
+func (s *Sandbox) StatusFile(shard int) string { return filepath.Join(s.root, StatusFileName(shard)) }
+
+// StatusFileName is the status file's name, for those that look in many
+// sandboxes (Heron's own local scheduler runs every shard in one directory).
+func StatusFileName(shard int) string { return "egret-status-" + strconv.Itoa(shard) + ".json" }
 
 // TopologyDefn is the topology definition file.
 func (s *Sandbox) TopologyDefn(topology string) string {

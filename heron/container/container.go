@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"egret/proc"
+	"egret/sandbox"
 )
 
 // PlanWatcher is what the runtime needs of a state manager: the topology's
@@ -48,6 +49,7 @@ type Container struct {
 	opts    Options
 	f       *Flags
 	dir     string
+	sb      *sandbox.Sandbox // the layout of dir: pid, status and executor files
 	logging Logging
 	host    string
 	env     []string
@@ -72,10 +74,11 @@ func New(opts Options) (*Container, error) {
 		}
 		dir = wd
 	}
-	dir, err := filepath.Abs(dir)
+	sb, err := sandbox.New(dir)
 	if err != nil {
 		return nil, err
 	}
+	dir = sb.Root()
 	lg, err := LoadLogging(inDir(dir, opts.Flags.HeronInternalsConfigFile))
 	if err != nil {
 		return nil, fmt.Errorf("flag --heron-internals-config-file: %w", err)
@@ -90,7 +93,7 @@ func New(opts Options) (*Container, error) {
 	}
 	f := *opts.Flags
 	f.applyDefaults()
-	c := &Container{opts: opts, f: &f, dir: dir, logging: lg, host: host, env: env, log: opts.Log,
+	c := &Container{opts: opts, f: &f, dir: dir, sb: sb, logging: lg, host: host, env: env, log: opts.Log,
 		running: map[string][]string{}}
 	c.status = StatusFile{
 		FormatVersion: StatusFormatVersion,
@@ -205,7 +208,7 @@ func chmodAdd(p string, bits os.FileMode) error {
 }
 
 func (c *Container) writePid(name string, pid int) error {
-	return writeAtomic(filepath.Join(c.dir, name+".pid"), []byte(strconv.Itoa(pid)))
+	return writeAtomic(c.sb.PidFile(name), []byte(strconv.Itoa(pid)))
 }
 
 // spec turns a process into what proc supervises.
@@ -261,7 +264,7 @@ func (c *Container) Run(ctx context.Context) (err error) {
 	if c.opts.Log != nil {
 		c.log = c.opts.Log
 	} else {
-		lf, err := os.OpenFile(filepath.Join(c.dir, fmt.Sprintf("heron-executor-%d.stdout", c.f.Shard)),
+		lf, err := os.OpenFile(c.sb.ExecutorStdout(c.f.Shard),
 			os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
 			return fmt.Errorf("executor log: %w", err)
@@ -502,7 +505,7 @@ func (c *Container) writeStatus() {
 	c.mu.Unlock()
 	b, err := jsonIndent(s)
 	if err == nil {
-		err = writeAtomic(filepath.Join(c.dir, StatusFileName(c.f.Shard)), b)
+		err = writeAtomic(c.sb.StatusFile(c.f.Shard), b)
 	}
 	if err != nil {
 		c.logf("status file: %v", err)

@@ -110,9 +110,9 @@ func freePorts(t *testing.T, n int) []int {
 	return ps
 }
 
-// sandbox makes a container directory: the simulated release extracted,
+// makeSandbox makes a container directory: the simulated release extracted,
 // heron-conf with the files the daemons are given, and the topology definition.
-func sandbox(t *testing.T, release, topology string) string {
+func makeSandbox(t *testing.T, release, topology string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if out, err := exec.Command("tar", "-xzf", release, "-C", dir).CombinedOutput(); err != nil {

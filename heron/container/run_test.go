@@ -96,7 +96,7 @@ type shard struct {
 // startShard runs one container in-process until the test ends.
 func startShard(t *testing.T, release string, n int, conn, root string, extra ...string) *shard {
 	t.Helper()
-	dir := sandbox(t, release, "wc")
+	dir := makeSandbox(t, release, "wc")
 	ports := freePorts(t, 9)
 	f, err := ParseFlags(shardArgs(n, "wc", conn, root, ports, extra...))
 	if err != nil {
@@ -337,7 +337,7 @@ func testExecutorSIGTERM(t *testing.T, sm testState) {
 	_, release := testBinaries(t)
 	sm.setTopology(t, "wc")
 	sm.setPlan(t, "wc", wcPlan("p", []InstancePlan{{"word", 1, 0}, {"count", 3, 0}}, nil))
-	dir := sandbox(t, release, "wc")
+	dir := makeSandbox(t, release, "wc")
 	// One daemon ignores SIGTERM: it gets SIGKILL after the 3 s grace.
 	os.WriteFile(filepath.Join(dir, "heron-sim-faults.txt"), []byte("metricsmgr-1 hang\n"), 0o644)
 	cmd, done := runExecutor(t, dir, shardArgs(1, "wc", sm.conn(), sm.root(), freePorts(t, 9), "--health-interval=100ms"))
@@ -378,7 +378,7 @@ func testCrashLoop(t *testing.T, sm testState) {
 	_, release := testBinaries(t)
 	sm.setTopology(t, "wc")
 	sm.setPlan(t, "wc", wcPlan("p", []InstancePlan{{"word", 1, 0}, {"count", 3, 0}}, nil))
-	dir := sandbox(t, release, "wc")
+	dir := makeSandbox(t, release, "wc")
 	os.WriteFile(filepath.Join(dir, "heron-sim-faults.txt"), []byte("container_1_count_3 crash after=50ms code=3\n"), 0o644)
 	_, done := runExecutor(t, dir, shardArgs(1, "wc", sm.conn(), sm.root(), freePorts(t, 9), "--restart-budget=3/1m"))
 	var err error
@@ -422,7 +422,7 @@ func TestDryRunAsHeronExecutor(t *testing.T) {
 	sm := localTestState(t)
 	sm.setTopology(t, "wc")
 	sm.setPlan(t, "wc", wcPlan("p", []InstancePlan{{"word", 1, 0}, {"count", 3, 0}}, nil))
-	dir := sandbox(t, release, "wc")
+	dir := makeSandbox(t, release, "wc")
 	cmd := exec.Command("./heron-core/bin/heron-executor", append(shardArgs(1, "wc", sm.conn(), sm.root(), freePorts(t, 9)), "--dry-run")...)
 	cmd.Dir = dir
 	out, err := cmd.Output()
@@ -489,7 +489,7 @@ func TestUnhealthyShellRestarted(t *testing.T) {
 	sm := localTestState(t)
 	sm.setTopology(t, "wc")
 	sm.setPlan(t, "wc", wcPlan("p", []InstancePlan{{"word", 1, 0}}, nil))
-	dir := sandbox(t, release, "wc")
+	dir := makeSandbox(t, release, "wc")
 	os.WriteFile(filepath.Join(dir, "heron-sim-faults.txt"), []byte("heron-shell-1 unhealthy\n"), 0o644)
 	f, err := ParseFlags(shardArgs(1, "wc", sm.conn(), sm.root(), freePorts(t, 9),
 		"--health-interval=100ms", "--health-grace=1ms", "--restart-budget=100/1m"))

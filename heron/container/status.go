@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
+
+	"egret/sandbox"
 )
 
 // StatusFormatVersion is the version of the status file this package writes.
@@ -64,8 +65,8 @@ func ReadStatus(path string) (*StatusFile, error) {
 	return &s, nil
 }
 
-// StatusFileName is the status file of a shard, in the sandbox.
-func StatusFileName(shard int) string { return "egret-status-" + strconv.Itoa(shard) + ".json" }
+// StatusFileName is the status file of a shard, relative to its sandbox.
+func StatusFileName(shard int) string { return sandbox.StatusFileName(shard) }
 
 // writeAtomic writes data to path through a temporary file in the same
 // directory, fsync and rename, so readers never see a partial file.
