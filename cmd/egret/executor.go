@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"os/signal"
 	"syscall"
@@ -9,7 +8,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"egret/executor"
-	"egret/fetcher"
 )
 
 // executorCommands returns `egret executor`, the Mesos executor. A Mesos agent starts it
@@ -45,20 +43,7 @@ func runExecutor(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	// Heron container tasks fetch the release and the package through egret's cache.
-	cache, err := fetcher.DefaultCacheDir()
-	if err != nil {
-		return err
-	}
-	f := taskFetcher{&fetcher.Fetcher{CacheDir: cache}}
-	return executor.RunWith(ctx, cfg, executor.Options{MaxFrame: c.Int("max-frame"), Fetcher: f})
-}
-
-// taskFetcher is the executor's Fetcher on egret's fetcher.
-type taskFetcher struct{ f *fetcher.Fetcher }
-
-func (t taskFetcher) Fetch(ctx context.Context, u executor.TaskURI, dir string) error {
-	_, err := t.f.Fetch(ctx, fetcher.Request{URI: u.URI, Checksum: u.Checksum, Dest: dir, Extract: u.Extract,
-		Executable: u.Executable, OutputFile: u.OutputFile, Cache: u.Cache})
-	return err
+	// Heron container tasks fetch through egret's fetcher and its cache ($EGRET_CACHE_DIR),
+	// the executor's default.
+	return executor.RunWith(ctx, cfg, executor.Options{MaxFrame: c.Int("max-frame")})
 }
