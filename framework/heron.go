@@ -12,9 +12,9 @@ import (
 	"egret/heron/model"
 )
 
-// PortCount is how many ports a container's executor takes, in Heron's
-// Mesos order (portFlags).
-const PortCount = 9
+// PortCount is how many ports a container's executor takes, in the order
+// container.Flags.SetPorts assigns them.
+const PortCount = container.PortCount
 
 // Package says where the topology package is and what it holds.
 type Package struct {
@@ -121,7 +121,6 @@ func ExecutorFlags(in ContainerInputs, shard int, ports []uint32) ([]string, err
 	if len(ports) < PortCount {
 		return nil, fmt.Errorf("container %d has %d ports, needs %d", shard, len(ports), PortCount)
 	}
-	p := func(i int) int { return int(ports[i]) }
 	t := in.Topology
 	name := t.GetName()
 	classpath := in.Package.Binary
@@ -147,56 +146,37 @@ func ExecutorFlags(in ContainerInputs, shard int, ports []uint32) ([]string, err
 		return v
 	}
 	f := &container.Flags{
-		Shard:                         shard,
-		TopologyName:                  name,
-		TopologyID:                    t.GetId(),
-		TopologyDefnFile:              name + ".defn",
-		StateManagerConnection:        in.StateConnection,
-		StateManagerRoot:              in.StateRoot,
-		StateManagerConfigFile:        "./heron-conf/statemgr.yaml",
-		TManagerBinary:                "./heron-core/bin/heron-tmanager",
-		StmgrBinary:                   "./heron-core/bin/heron-stmgr",
-		MetricsManagerClasspath:       "./heron-core/lib/metricsmgr/*",
-		InstanceJVMOpts:               topologyConfig(t, "topology.worker.childopts"),
-		Classpath:                     classpath,
-		HeronInternalsConfigFile:      "./heron-conf/heron_internals.yaml",
-		OverrideConfigFile:            "./heron-conf/override.yaml",
-		ComponentRAMMap:               componentRAM(in.Plan),
-		ComponentJVMOpts:              map[string]string{},
-		PkgType:                       in.Package.PkgType,
-		TopologyBinaryFile:            in.Package.Binary,
-		HeronJavaHome:                 in.JavaHome,
-		HeronShellBinary:              "./heron-core/bin/heron-shell",
-		Cluster:                       in.Cluster,
-		Role:                          in.Role,
-		Environment:                   in.Environment,
-		InstanceClasspath:             "./heron-core/lib/instance/*",
-		MetricsSinksConfigFile:        "./heron-conf/metrics_sinks.yaml",
-		SchedulerClasspath:            "./heron-core/lib/scheduler/*:./heron-core/lib/packing/*:./heron-core/lib/statemgr/*",
-		PythonInstanceBinary:          "./heron-core/bin/heron-python-instance",
-		CppInstanceBinary:             "./heron-core/bin/heron-cpp-instance",
-		MetricsCacheManagerClasspath:  "./heron-core/lib/metricscachemgr/*",
-		MetricsCacheManagerMode:       mode(in.MetricsCacheMode),
-		IsStateful:                    topologyConfig(t, "topology.reliability.mode") == "EFFECTIVELY_ONCE",
-		CheckpointManagerClasspath:    "./heron-core/lib/ckptmgr/*:./heron-core/lib/statefulstorage/*:",
-		CheckpointManagerRAM:          ckptRAM,
-		StatefulConfigFile:            "./heron-conf/stateful.yaml",
-		HealthManagerMode:             mode(in.HealthManagerMode),
-		HealthManagerClasspath:        "./heron-core/lib/healthmgr/*",
-		ServerPort:                    p(0),
-		TManagerControllerPort:        p(1),
-		TManagerStatsPort:             p(2),
-		ShellPort:                     p(3),
-		MetricsManagerPort:            p(4),
-		SchedulerPort:                 p(5),
-		MetricsCacheManagerServerPort: p(6),
-		MetricsCacheManagerStatsPort:  p(7),
-		CheckpointManagerPort:         p(8),
-		RestartBudget:                 container.DefaultRestartBudget,
-		BackoffMin:                    container.DefaultBackoffMin,
-		BackoffMax:                    container.DefaultBackoffMax,
-		StopGrace:                     container.DefaultStopGrace,
+		Shard:                   shard,
+		TopologyName:            name,
+		TopologyID:              t.GetId(),
+		TopologyDefnFile:        name + ".defn",
+		StateManagerConnection:  in.StateConnection,
+		StateManagerRoot:        in.StateRoot,
+		InstanceJVMOpts:         topologyConfig(t, "topology.worker.childopts"),
+		Classpath:               classpath,
+		ComponentRAMMap:         componentRAM(in.Plan),
+		ComponentJVMOpts:        map[string]string{},
+		PkgType:                 in.Package.PkgType,
+		TopologyBinaryFile:      in.Package.Binary,
+		HeronJavaHome:           in.JavaHome,
+		Cluster:                 in.Cluster,
+		Role:                    in.Role,
+		Environment:             in.Environment,
+		MetricsCacheManagerMode: mode(in.MetricsCacheMode),
+		IsStateful:              topologyConfig(t, "topology.reliability.mode") == "EFFECTIVELY_ONCE",
+		CheckpointManagerRAM:    ckptRAM,
+		HealthManagerMode:       mode(in.HealthManagerMode),
+		RestartBudget:           container.DefaultRestartBudget,
+		BackoffMin:              container.DefaultBackoffMin,
+		BackoffMax:              container.DefaultBackoffMax,
+		StopGrace:               container.DefaultStopGrace,
 	}
+	f.UseReleaseLayout()
+	var byMeaning [container.PortCount]int
+	for i := range byMeaning {
+		byMeaning[i] = int(ports[i])
+	}
+	f.SetPorts(byMeaning)
 	args := f.Args()
 	if _, err := container.ParseFlags(args); err != nil {
 		return nil, fmt.Errorf("container %d: executor flags: %w", shard, err)

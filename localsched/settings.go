@@ -193,63 +193,37 @@ func (s settings) executorFlags(li launchInfo, plan *model.PackingPlan, c int, p
 			}
 		}
 	}
-	p := func(i int) int {
-		if i < len(ports) {
-			return ports[i]
-		}
-		return 0
+	f := &container.Flags{
+		Shard:                   c,
+		TopologyName:            s.Topology,
+		TopologyID:              li.TopologyID,
+		TopologyDefnFile:        li.DefnFile,
+		StateManagerConnection:  s.StateConnection,
+		StateManagerRoot:        s.StateRoot,
+		Classpath:               li.Classpath,
+		ComponentRAMMap:         ram,
+		ComponentJVMOpts:        map[string]string{},
+		PkgType:                 li.PkgType,
+		TopologyBinaryFile:      li.Binary,
+		HeronJavaHome:           s.JavaHome,
+		Cluster:                 s.Cluster,
+		Role:                    s.Role,
+		Environment:             s.Environment,
+		MetricsCacheManagerMode: s.MetricsCacheMode,
+		CheckpointManagerRAM:    1 << 30,
+		HealthManagerMode:       s.HealthMgrMode,
+		RestartBudget:           container.DefaultRestartBudget,
+		BackoffMin:              container.DefaultBackoffMin,
+		BackoffMax:              container.DefaultBackoffMax,
+		StopGrace:               s.executorStopGrace(),
+		HealthInterval:          container.DefaultHealthInterval,
+		HealthGrace:             container.DefaultHealthGrace,
 	}
-	return &container.Flags{
-		Shard:                         c,
-		TopologyName:                  s.Topology,
-		TopologyID:                    li.TopologyID,
-		TopologyDefnFile:              li.DefnFile,
-		StateManagerConnection:        s.StateConnection,
-		StateManagerRoot:              s.StateRoot,
-		StateManagerConfigFile:        "./heron-conf/statemgr.yaml",
-		TManagerBinary:                "./heron-core/bin/heron-tmanager",
-		StmgrBinary:                   "./heron-core/bin/heron-stmgr",
-		MetricsManagerClasspath:       "./heron-core/lib/metricsmgr/*",
-		Classpath:                     li.Classpath,
-		HeronInternalsConfigFile:      "./heron-conf/heron_internals.yaml",
-		OverrideConfigFile:            "./heron-conf/override.yaml",
-		ComponentRAMMap:               ram,
-		ComponentJVMOpts:              map[string]string{},
-		PkgType:                       li.PkgType,
-		TopologyBinaryFile:            li.Binary,
-		HeronJavaHome:                 s.JavaHome,
-		HeronShellBinary:              "./heron-core/bin/heron-shell",
-		Cluster:                       s.Cluster,
-		Role:                          s.Role,
-		Environment:                   s.Environment,
-		InstanceClasspath:             "./heron-core/lib/instance/*",
-		MetricsSinksConfigFile:        "./heron-conf/metrics_sinks.yaml",
-		SchedulerClasspath:            "./heron-core/lib/scheduler/*:./heron-core/lib/packing/*:./heron-core/lib/statemgr/*",
-		PythonInstanceBinary:          "./heron-core/bin/heron-python-instance",
-		CppInstanceBinary:             "./heron-core/bin/heron-cpp-instance",
-		MetricsCacheManagerClasspath:  "./heron-core/lib/metricscachemgr/*",
-		MetricsCacheManagerMode:       s.MetricsCacheMode,
-		CheckpointManagerClasspath:    "./heron-core/lib/ckptmgr/*:./heron-core/lib/statefulstorage/*:",
-		CheckpointManagerRAM:          1 << 30,
-		StatefulConfigFile:            "./heron-conf/stateful.yaml",
-		HealthManagerMode:             s.HealthMgrMode,
-		HealthManagerClasspath:        "./heron-core/lib/healthmgr/*",
-		ServerPort:                    p(0),
-		TManagerControllerPort:        p(1),
-		TManagerStatsPort:             p(2),
-		ShellPort:                     p(3),
-		MetricsManagerPort:            p(4),
-		SchedulerPort:                 p(5),
-		MetricsCacheManagerServerPort: p(6),
-		MetricsCacheManagerStatsPort:  p(7),
-		CheckpointManagerPort:         p(8),
-		RestartBudget:                 container.DefaultRestartBudget,
-		BackoffMin:                    container.DefaultBackoffMin,
-		BackoffMax:                    container.DefaultBackoffMax,
-		StopGrace:                     s.executorStopGrace(),
-		HealthInterval:                container.DefaultHealthInterval,
-		HealthGrace:                   container.DefaultHealthGrace,
-	}
+	f.UseReleaseLayout()
+	var byMeaning [container.PortCount]int
+	copy(byMeaning[:], ports)
+	f.SetPorts(byMeaning)
+	return f
 }
 
 // executorStopGrace leaves the executor time to stop its daemons within the
