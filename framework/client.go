@@ -99,6 +99,20 @@ func (c *Client) open(ctx context.Context, topology string) (*session, error) {
 	return &session{cfg: cfg, set: set, sm: sm}, nil
 }
 
+// openTopology opens a session for a command on an existing topology of
+// this client's cluster, role and environment.
+func (c *Client) openTopology(ctx context.Context, topology string) (*session, error) {
+	s, err := c.open(ctx, topology)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkTopology(ctx, s, topology); err != nil {
+		s.sm.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
 // checkTopology refuses a topology that does not exist or belongs to
 // another cluster, role or environment.
 func (c *Client) checkTopology(ctx context.Context, s *session, topology string) error {
@@ -275,14 +289,11 @@ func (c *Client) post(ctx context.Context, s *session, base, path string, msg pr
 // topology's state. A topology whose scheduler cannot be started is still
 // cleaned from the state, as Heron's kill does.
 func (c *Client) Kill(ctx context.Context, topology string) error {
-	s, err := c.open(ctx, topology)
+	s, err := c.openTopology(ctx, topology)
 	if err != nil {
 		return err
 	}
 	defer s.sm.Close()
-	if err := c.checkTopology(ctx, s, topology); err != nil {
-		return err
-	}
 	base, err := c.schedulerURL(ctx, s, topology)
 	if err != nil {
 		return err
@@ -294,14 +305,11 @@ func (c *Client) Kill(ctx context.Context, topology string) error {
 // topology manager's location goes first when its container restarts, as
 // Heron's CLI does.
 func (c *Client) Restart(ctx context.Context, topology string, container int) error {
-	s, err := c.open(ctx, topology)
+	s, err := c.openTopology(ctx, topology)
 	if err != nil {
 		return err
 	}
 	defer s.sm.Close()
-	if err := c.checkTopology(ctx, s, topology); err != nil {
-		return err
-	}
 	base, err := c.schedulerURL(ctx, s, topology)
 	if err != nil {
 		return err
@@ -316,14 +324,11 @@ func (c *Client) Restart(ctx context.Context, topology string, container int) er
 
 // Status prints every container's task, state, agent and sandbox.
 func (c *Client) Status(ctx context.Context, topology string, asJSON bool) error {
-	s, err := c.open(ctx, topology)
+	s, err := c.openTopology(ctx, topology)
 	if err != nil {
 		return err
 	}
 	defer s.sm.Close()
-	if err := c.checkTopology(ctx, s, topology); err != nil {
-		return err
-	}
 	base, err := c.schedulerURL(ctx, s, topology)
 	if err != nil {
 		return err
@@ -417,14 +422,11 @@ func (c *Client) Deactivate(ctx context.Context, topology string) error {
 }
 
 func (c *Client) tmanager(ctx context.Context, topology, op string, extra url.Values) error {
-	s, err := c.open(ctx, topology)
+	s, err := c.openTopology(ctx, topology)
 	if err != nil {
 		return err
 	}
 	defer s.sm.Close()
-	if err := c.checkTopology(ctx, s, topology); err != nil {
-		return err
-	}
 	loc, err := statemgr.TManagerLocation(ctx, s.sm, topology)
 	if err != nil {
 		return fmt.Errorf("%s %q: no topology manager location (is container 0 running?): %w", op, topology, err)

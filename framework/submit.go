@@ -263,14 +263,11 @@ func (c *Client) Update(ctx context.Context, topology string, parallelism map[st
 		}
 		return c.tmanager(ctx, topology, "runtime_config/update", map[string][]string{"runtime-config": runtimeConfig})
 	}
-	s, err := c.open(ctx, topology)
+	s, err := c.openTopology(ctx, topology)
 	if err != nil {
 		return err
 	}
 	defer s.sm.Close()
-	if err := c.checkTopology(ctx, s, topology); err != nil {
-		return err
-	}
 	t, err := statemgr.Topology(ctx, s.sm, topology)
 	if err != nil {
 		return err
